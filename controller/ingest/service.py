@@ -1,0 +1,362 @@
+"""The ingest service: MQTT (shared subscription) -> checks -> COPY -> commit -> acknowledge.
+
+The receiving task only queues messages; a writer task hands groups of them to a worker thread
+that validates and writes them on its own connection, then publishes the acknowledgements. A
+reading is acknowledged only after the transaction holding it has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import aiomqtt
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from psycopg.rows import TupleRow
+
+from coldchain_protocol import (
+    Ack,
+    ProtocolError,
+    ResendRequest,
+    SignatureError,
+    Topics,
+    decode_status,
+    encode_ack,
+    encode_resend,
+    load_public_key,
+)
+from coldchain_protocol.messages import seq_ranges
+from coldchain_protocol.mqtt import BrokerAddress, jittered_backoff
+from controller.ingest.gaps import scan_vehicle_gaps
+from controller.ingest.validate import Rejection, batch_id_of, check_telemetry
+from controller.ingest.writer import write_batches, write_dead_letter
+from controller.settings import ControllerSettings
+from controller.storage.db import connect
+from edge_agent.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Outbound = tuple[str, bytes]
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters since start; the demo and /metrics read them."""
+
+    messages: int = 0
+    batches: int = 0
+    readings_inserted: int = 0
+    readings_duplicate: int = 0
+    dead_letters: int = 0
+    groups: int = 0
+    dedup_fallbacks: int = 0
+    acks_sent: int = 0
+    resend_requests: int = 0
+    database_retries: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class _KeyCache:
+    url: str
+    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+    def get(self, conn: psycopg.Connection[TupleRow], vehicle_id: str) -> Ed25519PublicKey | None:
+        key = self.keys.get(vehicle_id)
+        if key is None and time.monotonic() - self.loaded_at > 1.0:
+            rows = conn.execute("SELECT vehicle_id, public_key_pem FROM vehicles").fetchall()
+            conn.commit()
+            fresh = {}
+            for vid, pem in rows:
+                try:
+                    fresh[str(vid)] = load_public_key(str(pem))
+                except SignatureError as exc:
+                    log.error("vehicle %s has an unusable public key: %s", vid, exc.reason)
+            self.keys = fresh
+            self.loaded_at = time.monotonic()
+            key = self.keys.get(vehicle_id)
+        return key
+
+
+class IngestService:
+    """Consumes telemetry and status for every vehicle; one instance per controller process."""
+
+    def __init__(self, *, settings: ControllerSettings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.topics = Topics(settings.topic_prefix)
+        self.broker = BrokerAddress.parse(settings.mqtt_url)
+        self.stats = IngestStats()
+        self.connected = False
+        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        self._conn: psycopg.Connection[TupleRow] | None = None
+        self._keys = _KeyCache(settings.database_url)
+        self._client: aiomqtt.Client | None = None
+        self.client_id = settings.client_id or (
+            f"controller-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+
+    async def run(self) -> None:
+        """Run until cancelled: keep the broker session up, write, chase gaps."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._link(), name="ingest-link")
+            tg.create_task(self._writing(), name="ingest-writer")
+            tg.create_task(self._gap_checking(), name="ingest-gaps")
+
+    # -- broker ----------------------------------------------------------------------------
+
+    async def _link(self) -> None:
+        delays = jittered_backoff(min_s=0.2, max_s=10.0)
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.broker.host,
+                    self.broker.port,
+                    username=self.broker.username,
+                    password=self.broker.password,
+                    identifier=self.client_id,
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    clean_start=True,
+                    keepalive=30,
+                    timeout=30,
+                    max_inflight_messages=1000,
+                ) as client:
+                    group = self.settings.share_group
+                    await client.subscribe(
+                        self.topics.shared(group, self.topics.all_telemetry()), 1
+                    )
+                    await client.subscribe(self.topics.shared(group, self.topics.all_status()), 1)
+                    client.pending_calls_threshold = 100_000
+                    self._client = client
+                    self.connected = True
+                    delays = jittered_backoff(min_s=0.2, max_s=10.0)
+                    log.info("ingest subscribed as %s", self.client_id)
+                    async for message in client.messages:
+                        self._queue.put_nowait(message)
+            except aiomqtt.MqttError as exc:
+                log.warning("ingest broker link lost: %s", exc)
+            finally:
+                self.connected = False
+                self._client = None
+            await asyncio.sleep(next(delays))
+
+    async def _publish(self, outbound: list[Outbound]) -> None:
+        client = self._client
+        if client is None:
+            return  # the agents will resend; nothing is acknowledged that is not committed
+        # Concurrently and with a short timeout: a dying broker link must not stall writing.
+        results = await asyncio.gather(
+            *(client.publish(topic, payload, qos=1, timeout=5.0) for topic, payload in outbound),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning(
+                "could not publish %d of %d acks/requests: %s", len(failed), len(results), failed[0]
+            )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _writing(self) -> None:
+        limit = self.settings.ingest_group_max_messages
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < limit and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            now_ms = int(self.clock.now_s() * 1000)
+            outbound = await self._with_database(self._process_group, group, now_ms)
+            self.stats.acks_sent += len(outbound)
+            await self._publish(outbound)
+
+    async def _with_database(
+        self, work: Callable[..., list[Outbound]], *args: object
+    ) -> list[Outbound]:
+        delays = jittered_backoff(min_s=0.2, max_s=5.0)
+        while True:
+            try:
+                return await asyncio.to_thread(work, *args)
+            except psycopg.OperationalError as exc:
+                self.stats.database_retries += 1
+                log.error("database unavailable, retrying: %s", str(exc).strip())
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                await asyncio.sleep(next(delays))
+
+    def _connection(self) -> psycopg.Connection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.settings.database_url)
+        return self._conn
+
+    def _process_group(self, group: list[aiomqtt.Message], now_ms: int) -> list[Outbound]:
+        conn = self._connection()
+        received_at = datetime.fromtimestamp(now_ms / 1000, UTC)
+        tolerance_ms = int(self.settings.future_tolerance_s * 1000)
+        accepted = []
+        outbound: list[Outbound] = []
+        for message in group:
+            self.stats.messages += 1
+            topic = str(message.topic)
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            try:
+                vehicle_id, kind = self.topics.parse(topic)
+            except ProtocolError as exc:
+                self._dead_letter(conn, topic, None, exc.reason, payload, None)
+                continue
+            if kind == "status":
+                self._store_status(conn, topic, vehicle_id, payload)
+                continue
+            if kind != "telemetry":
+                self._dead_letter(
+                    conn, topic, vehicle_id, f"unexpected topic kind {kind!r}", payload, None
+                )
+                continue
+            try:
+                batch = check_telemetry(
+                    topic_vehicle_id=vehicle_id,
+                    payload=payload,
+                    key_for=lambda vid: self._keys.get(conn, vid),
+                    now_ms=now_ms,
+                    future_tolerance_ms=tolerance_ms,
+                )
+            except Rejection as rejection:
+                seqs = [r.seq for r in rejection.batch.readings] if rejection.batch else []
+                span = (min(seqs), max(seqs)) if seqs else None
+                self._dead_letter(conn, topic, vehicle_id, rejection.reason, payload, span)
+                batch_id = batch_id_of(payload) if rejection.acknowledge else None
+                if batch_id is not None:
+                    ack = Ack(batch_id, seq_ranges(seqs), 0, rejection.reason)
+                    outbound.append((self.topics.ack(vehicle_id), encode_ack(ack)))
+                continue
+            accepted.append(batch)
+        if accepted:
+            outcomes = write_batches(conn, accepted, received_at=received_at)
+            self.stats.groups += 1
+            self.stats.batches += len(accepted)
+            for batch, outcome in zip(accepted, outcomes, strict=True):
+                self.stats.readings_inserted += outcome.inserted
+                self.stats.readings_duplicate += outcome.duplicates
+                if outcome.duplicates:
+                    self.stats.dedup_fallbacks += 1
+                ack = Ack(
+                    batch.batch_id, seq_ranges([r.seq for r in batch.readings]), outcome.duplicates
+                )
+                outbound.append((self.topics.ack(batch.vehicle_id), encode_ack(ack)))
+        return outbound
+
+    def _dead_letter(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        topic: str,
+        vehicle_id: str | None,
+        reason: str,
+        payload: bytes,
+        span: tuple[int, int] | None,
+    ) -> None:
+        self.stats.dead_letters += 1
+        log.warning("dead letter on %s: %s", topic, reason)
+        write_dead_letter(
+            conn, topic=topic, vehicle_id=vehicle_id, reason=reason, payload=payload, seq_range=span
+        )
+
+    def _store_status(
+        self, conn: psycopg.Connection[TupleRow], topic: str, vehicle_id: str, payload: bytes
+    ) -> None:
+        if not payload:
+            return  # a cleared retained status
+        try:
+            status = decode_status(payload)
+        except ProtocolError as exc:
+            self._dead_letter(conn, topic, vehicle_id, f"status: {exc.reason}", payload, None)
+            return
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO vehicle_status (vehicle_id, state, boot_id, reported_at,"
+                " outbox_depth, oldest_unacked_at, reconnects, refused)"
+                " VALUES (%s, %s, %s, to_timestamp(%s / 1000.0), %s,"
+                " to_timestamp(%s / 1000.0), %s, %s)"
+                " ON CONFLICT (vehicle_id) DO UPDATE SET state = excluded.state,"
+                " boot_id = excluded.boot_id, reported_at = excluded.reported_at,"
+                " outbox_depth = excluded.outbox_depth,"
+                " oldest_unacked_at = excluded.oldest_unacked_at,"
+                " reconnects = excluded.reconnects, refused = excluded.refused, updated_at = now()",
+                (
+                    vehicle_id,
+                    status.state,
+                    status.boot_id,
+                    status.ts_ms,
+                    status.outbox_depth,
+                    status.oldest_unacked_ms,
+                    status.reconnects,
+                    status.refused,
+                ),
+            )
+
+    # -- gaps ------------------------------------------------------------------------------
+
+    async def _gap_checking(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.gap_check_interval_s)
+            now_s = self.clock.now_s()
+            outbound = await self._with_database(self.check_gaps, now_s)
+            self.stats.resend_requests += len(outbound)
+            await self._publish(outbound)
+
+    def check_gaps(self, now_s: float) -> list[Outbound]:
+        """Advance each vehicle's contiguous watermark; ask agents to resend old gaps."""
+        outbound: list[Outbound] = []
+        grace = timedelta(seconds=self.settings.gap_grace_s)
+        now = datetime.fromtimestamp(now_s, UTC)
+        with connect(self.settings.database_url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT vehicle_id, contiguous_to, max_seq FROM vehicle_sequences"
+                " WHERE max_seq > contiguous_to"
+            ).fetchall()
+            for vehicle_id, contiguous_to, max_seq in rows:
+                scan = scan_vehicle_gaps(
+                    conn,
+                    vehicle_id=vehicle_id,
+                    contiguous_to=contiguous_to,
+                    max_seq=max_seq,
+                    grace_cutoff=now - grace,
+                )
+                with conn.transaction():
+                    conn.execute(
+                        "UPDATE vehicle_sequences SET contiguous_to = greatest(contiguous_to, %s)"
+                        " WHERE vehicle_id = %s",
+                        (scan.contiguous_to, vehicle_id),
+                    )
+                    conn.execute(
+                        "UPDATE sequence_gaps SET closed_at = %s WHERE vehicle_id = %s"
+                        " AND closed_at IS NULL AND NOT (first_seq = ANY(%s))",
+                        (now, vehicle_id, [g[0] for g in scan.gaps]),
+                    )
+                    due = []
+                    for first, last in scan.gaps:
+                        row = conn.execute(
+                            "INSERT INTO sequence_gaps (vehicle_id, first_seq, last_seq,"
+                            " detected_at, resend_requests, last_requested_at)"
+                            " VALUES (%s, %s, %s, %s, 1, %s)"
+                            " ON CONFLICT (vehicle_id, first_seq) DO UPDATE"
+                            " SET last_seq = excluded.last_seq, closed_at = NULL,"
+                            " resend_requests = sequence_gaps.resend_requests + 1,"
+                            " last_requested_at = excluded.last_requested_at"
+                            " WHERE sequence_gaps.last_requested_at < %s"
+                            " RETURNING first_seq",
+                            (vehicle_id, first, last, now, now, now - grace),
+                        ).fetchone()
+                        if row is not None:
+                            due.append((first, last))
+                if due:
+                    request = encode_resend(ResendRequest(tuple(due)))
+                    outbound.append((self.topics.resend(vehicle_id), request))
+        return outbound

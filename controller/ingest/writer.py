@@ -1,0 +1,168 @@
+"""Idempotent writes of reading batches into the hypertable.
+
+Fast path: one binary COPY of a whole group of batches straight into `readings`. The unique
+index (vehicle_id, seq, ts) turns a redelivered reading into a unique violation, and only then
+does the group go through the slow path: COPY into a temporary staging table and
+INSERT ... ON CONFLICT DO NOTHING. A repeated batch therefore changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from coldchain_protocol import TelemetryBatch
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_COLUMNS = (
+    "vehicle_id",
+    "seq",
+    "ts",
+    "channel",
+    "value",
+    "clock_synced",
+    "history",
+    "boot_id",
+    "received_at",
+)
+_TYPES = ["text", "int8", "timestamptz", "text", "float8", "bool", "bool", "text", "timestamptz"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """Per batch: how many readings were new and how many were already stored."""
+
+    batch_id: str
+    inserted: int
+    duplicates: int
+
+
+def _ts(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def _copy_rows(
+    cur: psycopg.Cursor[TupleRow],
+    table: str,
+    batches: Sequence[TelemetryBatch],
+    received_at: datetime,
+) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+    )
+    with cur.copy(statement) as copy:
+        copy.set_types(_TYPES)
+        write_row = copy.write_row
+        for batch in batches:
+            vid, boot, history = batch.vehicle_id, batch.boot_id, batch.history
+            for r in batch.readings:
+                write_row(
+                    (
+                        vid,
+                        r.seq,
+                        _ts(r.ts_ms),
+                        r.channel,
+                        r.value,
+                        r.clock_synced,
+                        history,
+                        boot,
+                        received_at,
+                    )
+                )
+
+
+def _record_sequences(cur: psycopg.Cursor[TupleRow], batches: Sequence[TelemetryBatch]) -> None:
+    highest: dict[str, int] = {}
+    for batch in batches:
+        top = max(r.seq for r in batch.readings)
+        highest[batch.vehicle_id] = max(highest.get(batch.vehicle_id, 0), top)
+    vehicles = sorted(highest)  # a fixed order avoids deadlocks between replicas
+    cur.execute(
+        "INSERT INTO vehicle_sequences (vehicle_id, max_seq)"
+        " SELECT * FROM unnest(%s::text[], %s::int8[])"
+        " ON CONFLICT (vehicle_id) DO UPDATE"
+        " SET max_seq = greatest(vehicle_sequences.max_seq, excluded.max_seq), updated_at = now()",
+        (vehicles, [highest[v] for v in vehicles]),
+    )
+
+
+def write_batches(
+    conn: psycopg.Connection[TupleRow],
+    batches: Sequence[TelemetryBatch],
+    *,
+    received_at: datetime,
+) -> list[WriteOutcome]:
+    """Store the readings of every batch exactly once and commit; return per-batch outcomes."""
+    if not batches:
+        return []
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            _copy_rows(cur, "readings", batches, received_at)
+            _record_sequences(cur, batches)
+        return [WriteOutcome(b.batch_id, len(b.readings), 0) for b in batches]
+    except psycopg.errors.UniqueViolation:
+        pass
+    return _write_deduplicated(conn, batches, received_at=received_at)
+
+
+def _write_deduplicated(
+    conn: psycopg.Connection[TupleRow],
+    batches: Sequence[TelemetryBatch],
+    *,
+    received_at: datetime,
+) -> list[WriteOutcome]:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS readings_staging"
+            " (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        _copy_rows(cur, "readings_staging", batches, received_at)
+        # One row per (vehicle, seq): a group may carry the same batch twice.
+        cur.execute(
+            "INSERT INTO readings SELECT DISTINCT ON (vehicle_id, seq, ts) * FROM readings_staging"
+            " ON CONFLICT (vehicle_id, seq, ts) DO NOTHING RETURNING vehicle_id, seq"
+        )
+        inserted = {(str(v), int(s)) for v, s in cur.fetchall()}
+        _record_sequences(cur, batches)
+    outcomes = []
+    claimed: Counter[tuple[str, int]] = Counter()
+    for batch in batches:
+        new = 0
+        for r in batch.readings:
+            key = (batch.vehicle_id, r.seq)
+            if key in inserted and claimed[key] == 0:
+                claimed[key] += 1
+                new += 1
+        outcomes.append(WriteOutcome(batch.batch_id, new, len(batch.readings) - new))
+    return outcomes
+
+
+def write_dead_letter(
+    conn: psycopg.Connection[TupleRow],
+    *,
+    topic: str,
+    vehicle_id: str | None,
+    reason: str,
+    payload: bytes,
+    seq_range: tuple[int, int] | None,
+) -> None:
+    """Keep a refused message with its reason and raw payload (committed before returning)."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO dead_letters (topic, vehicle_id, reason, first_seq, last_seq, payload)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                topic,
+                vehicle_id,
+                reason,
+                seq_range[0] if seq_range else None,
+                seq_range[1] if seq_range else None,
+                payload,
+            ),
+        )

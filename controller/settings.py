@@ -1,0 +1,48 @@
+"""The controller's one settings object."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from coldchain_protocol.config import FileSettings
+
+
+class ControllerSettings(FileSettings):
+    """Controller, admin and demo settings (env prefix ``COLDCHAIN_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="COLDCHAIN_", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/coldchain"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "coldchain"
+    share_group: str = Field(default="coldchain-ingest", pattern=r"^[A-Za-z0-9_-]+$")
+    client_id: str = ""
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    # Ingest tuning.
+    ingest_group_max_messages: int = Field(default=200, ge=1, le=10_000)
+    ingest_queue_max_messages: int = Field(default=20_000, ge=10)
+    future_tolerance_s: float = Field(default=120.0, ge=0)
+    gap_grace_s: float = Field(default=30.0, ge=0)
+    gap_check_interval_s: float = Field(default=10.0, gt=0)
+    # Where `coldchain vehicles add` writes gateway files and broker credentials.
+    credentials_dir: str = "var/credentials"
+    broker_password_file: str = "var/mosquitto/passwords"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        if not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be an mqtt:// or mqtts:// URL")
+        return value

@@ -1,0 +1,92 @@
+"""Clocks: the system's, and a scaled one that simulations share with the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Wall time (UTC seconds since the epoch), its sync state, and sleeping in that time."""
+
+    def now_s(self) -> float:
+        """Current UTC time in seconds."""
+        ...
+
+    def synced(self) -> bool:
+        """Whether the clock is synchronised (NTP/GPS); recorded with every reading."""
+        ...
+
+    async def sleep(self, duration_s: float) -> None:
+        """Sleep for `duration_s` of this clock's seconds."""
+        ...
+
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        """Wait for `event` at most `timeout_s` of this clock's seconds; True when it was set."""
+        ...
+
+
+async def _wait_real(event: asyncio.Event, timeout_s: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, timeout_s))
+    except TimeoutError:
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class SystemClock:
+    """The host's clock. `synced` comes from the kernel's NTP state where it can be read."""
+
+    def now_s(self) -> float:
+        """Current UTC time in seconds."""
+        return time.time()
+
+    def synced(self) -> bool:
+        """Ask the kernel whether its clock is synchronised (STA_UNSYNC clear)."""
+        try:
+            import ctypes
+            import ctypes.util
+
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            buf = ctypes.create_string_buffer(512)
+            state = libc.adjtimex(buf)
+        except (OSError, AttributeError):
+            return False
+        time_error = 5
+        return bool(state != time_error)
+
+    async def sleep(self, duration_s: float) -> None:
+        """Sleep in real time."""
+        await asyncio.sleep(max(0.0, duration_s))
+
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        """Wait for `event` at most `timeout_s` real seconds."""
+        return await _wait_real(event, timeout_s)
+
+
+@dataclass(slots=True)
+class ScaledClock:
+    """Simulated time running `speed` times faster than real time from `start_s`."""
+
+    speed: float = 1.0
+    start_s: float = field(default_factory=time.time)
+    _mono0: float = field(default_factory=time.monotonic)
+
+    def now_s(self) -> float:
+        """Simulated UTC time in seconds."""
+        return self.start_s + (time.monotonic() - self._mono0) * self.speed
+
+    def synced(self) -> bool:
+        """A simulated clock is always in sync."""
+        return True
+
+    async def sleep(self, duration_s: float) -> None:
+        """Sleep for `duration_s` simulated seconds."""
+        await asyncio.sleep(max(0.0, duration_s) / self.speed)
+
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+        """Wait for `event` at most `timeout_s` simulated seconds."""
+        return await _wait_real(event, timeout_s / self.speed)
