@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,3 +42,14 @@ def jittered_backoff(
     while True:
         yield source.uniform(min_s / 2, ceiling)
         ceiling = min(max_s, ceiling * 2)
+
+
+def reraise_if_cancelling() -> None:
+    """Re-raise a pending cancellation that a client library turned into another error.
+
+    aiomqtt may raise MqttError from ``__aexit__`` while the task is being cancelled; a reconnect
+    loop that catches it must not swallow the cancellation and loop forever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

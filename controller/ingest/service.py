@@ -34,7 +34,7 @@ from coldchain_protocol import (
     load_public_key,
 )
 from coldchain_protocol.messages import seq_ranges
-from coldchain_protocol.mqtt import BrokerAddress, jittered_backoff
+from coldchain_protocol.mqtt import BrokerAddress, jittered_backoff, reraise_if_cancelling
 from controller.ingest.gaps import scan_vehicle_gaps
 from controller.ingest.validate import Rejection, batch_id_of, check_telemetry
 from controller.ingest.writer import write_batches, write_dead_letter
@@ -115,7 +115,7 @@ class IngestService:
     # -- broker ----------------------------------------------------------------------------
 
     async def _link(self) -> None:
-        delays = jittered_backoff(min_s=0.2, max_s=10.0)
+        delays = jittered_backoff(min_s=0.2, max_s=5.0)
         while True:
             try:
                 async with aiomqtt.Client(
@@ -138,7 +138,7 @@ class IngestService:
                     client.pending_calls_threshold = 100_000
                     self._client = client
                     self.connected = True
-                    delays = jittered_backoff(min_s=0.2, max_s=10.0)
+                    delays = jittered_backoff(min_s=0.2, max_s=5.0)
                     log.info("ingest subscribed as %s", self.client_id)
                     async for message in client.messages:
                         self._queue.put_nowait(message)
@@ -147,6 +147,7 @@ class IngestService:
             finally:
                 self.connected = False
                 self._client = None
+            reraise_if_cancelling()
             await asyncio.sleep(next(delays))
 
     async def _publish(self, outbound: list[Outbound]) -> None:
