@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 
@@ -44,12 +45,33 @@ def jittered_backoff(
         ceiling = min(max_s, ceiling * 2)
 
 
-def reraise_if_cancelling() -> None:
-    """Re-raise a pending cancellation that a client library turned into another error.
+def reraise_cancellation(errors: Sequence[BaseException]) -> None:
+    """Re-raise a cancellation that a client library turned into another error.
 
-    aiomqtt may raise MqttError from ``__aexit__`` while the task is being cancelled; a reconnect
-    loop that catches it must not swallow the cancellation and loop forever.
+    aiomqtt's ``__aexit__`` may raise MqttError while the task is being cancelled (the
+    CancelledError is then in the error's context chain); a reconnect loop that catches it must
+    not swallow the cancellation and loop forever. (``Task.cancelling()`` cannot be used: on
+    Python 3.11 a failed TaskGroup leaves it raised.)
     """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+    for error in errors:
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, asyncio.CancelledError):
+                raise asyncio.CancelledError from error
+            seen = seen.__context__
+
+
+MqttProtocol = Literal["5", "3.1.1"]
+
+
+def client_session_options(protocol: MqttProtocol) -> dict[str, Any]:
+    """aiomqtt.Client keyword arguments for a fresh session in the given protocol version.
+
+    MQTT 5 is the default; 3.1.1 exists for brokers such as the embedded demo broker (amqtt).
+    paho refuses ``clean_start`` with 3.1.1, where ``clean_session`` plays that role.
+    """
+    import aiomqtt
+
+    if protocol == "5":
+        return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": True}
+    return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": True}

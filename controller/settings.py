@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from coldchain_protocol.config import FileSettings
@@ -21,6 +21,9 @@ class ControllerSettings(FileSettings):
     topic_prefix: str = "coldchain"
     share_group: str = Field(default="coldchain-ingest", pattern=r"^[A-Za-z0-9_-]+$")
     client_id: str = ""
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    # MQTT 5 shared subscription so replicas split the load; off only for 3.1.1 brokers.
+    shared_subscription: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
     # Ingest tuning.
@@ -46,3 +49,9 @@ class ControllerSettings(FileSettings):
         if not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError("must be an mqtt:// or mqtts:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _shared_needs_v5(self) -> ControllerSettings:
+        if self.shared_subscription and self.mqtt_protocol != "5":
+            raise ValueError("shared_subscription needs mqtt_protocol = '5'")
+        return self

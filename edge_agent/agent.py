@@ -28,7 +28,12 @@ from coldchain_protocol import (
     encode_status,
     sign_body,
 )
-from coldchain_protocol.mqtt import BrokerAddress, jittered_backoff
+from coldchain_protocol.mqtt import (
+    BrokerAddress,
+    client_session_options,
+    jittered_backoff,
+    reraise_cancellation,
+)
 from edge_agent.alarms import AlarmEvent, AlarmOutput, Band, LocalAlarmMonitor, LogAlarmOutput
 from edge_agent.clock import Clock
 from edge_agent.errors import OutboxFull
@@ -96,6 +101,7 @@ class EdgeAgent:
         self.connected = False
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._sampling_stopped = asyncio.Event()
         self._last_live_s = 0.0
         self._outbox_full = False
 
@@ -116,9 +122,13 @@ class EdgeAgent:
 
     # -- sampling --------------------------------------------------------------------------
 
+    def stop_sampling(self) -> None:
+        """Stop taking readings but keep publishing until the outbox drains (end of a run)."""
+        self._sampling_stopped.set()
+
     async def _sampling(self) -> None:
         next_s = self.clock.now_s()
-        while True:
+        while not self._sampling_stopped.is_set():
             await self.sample_once()
             next_s += self.settings.sample_interval_s
             await self.clock.sleep(next_s - self.clock.now_s())
@@ -161,9 +171,8 @@ class EdgeAgent:
             username=self.broker.username,
             password=self.broker.password,
             identifier=f"edge-{self.settings.vehicle_id}",
-            protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(self.topics.status(self.settings.vehicle_id), offline, 1, True),
-            clean_start=True,
+            **client_session_options(self.settings.mqtt_protocol),
             keepalive=30,
             timeout=10,
             max_inflight_messages=max(20, self.settings.max_inflight_batches * 2),
@@ -183,6 +192,7 @@ class EdgeAgent:
                     delays = jittered_backoff(min_s=s.reconnect_min_s, max_s=s.reconnect_max_s)
                     await self._session(client)
             except* aiomqtt.MqttError as group:
+                reraise_cancellation(group.exceptions)
                 log.warning(
                     "%s: broker link lost: %s", self.settings.vehicle_id, group.exceptions[0]
                 )

@@ -49,6 +49,7 @@ class AgentSettings(FileSettings):
     vehicle_id: str
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = "coldchain"
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     private_key_file: Path
     outbox_path: Path = Path("/var/lib/coldchain-edge/outbox.db")
     outbox_budget_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
@@ -63,7 +64,7 @@ class AgentSettings(FileSettings):
     max_batch_readings: int = Field(default=500, ge=1, le=10_000)
     max_inflight_batches: int = Field(default=8, ge=1, le=1000)
     ack_timeout_s: float = Field(default=30.0, gt=0)
-    backlog_rate_readings_s: float = Field(default=2000.0, gt=0)
+    backlog_rate_readings_s: float = Field(default=5000.0, gt=0)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     status_interval_s: float = Field(default=60.0, gt=0)

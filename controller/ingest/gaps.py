@@ -1,6 +1,7 @@
 """Sequence-gap detection: which readings of a vehicle the controller has not received.
 
-`find_gaps` is pure; `scan_vehicle_gaps` runs the SQL that feeds it.
+`holes_between` and `find_gaps` are pure; `scan_vehicle_gaps` runs the SQL that feeds them from
+the `ingested_ranges` ledger (never from the readings hypertable).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ def subtract_ranges(
     return parts
 
 
+def holes_between(*, contiguous_to: int, stored: Sequence[tuple[int, int, datetime]]) -> list[Hole]:
+    """Holes above the watermark between stored ranges ``(first, last, received_at)``."""
+    holes: list[Hole] = []
+    covered_to = contiguous_to
+    for first, last, received_at in sorted(stored, key=lambda r: r[0]):
+        if first > covered_to + 1:
+            holes.append(Hole(covered_to + 1, first - 1, received_at))
+        covered_to = max(covered_to, last)
+    return holes
+
+
 def find_gaps(
     *,
     contiguous_to: int,
@@ -81,13 +93,13 @@ def scan_vehicle_gaps(
 ) -> GapScan:
     """Query the holes above the watermark and the dead-lettered ranges, then `find_gaps`."""
     rows = conn.execute(
-        "SELECT prev_seq + 1, seq - 1, received_at FROM ("
-        "  SELECT seq, received_at, lag(seq, 1, %(low)s::int8) OVER (ORDER BY seq) AS prev_seq"
-        "  FROM readings WHERE vehicle_id = %(vid)s AND seq > %(low)s) s"
-        " WHERE seq > prev_seq + 1",
-        {"vid": vehicle_id, "low": contiguous_to},
+        "SELECT first_seq, last_seq, received_at FROM ingested_ranges"
+        " WHERE vehicle_id = %s AND last_seq > %s",
+        (vehicle_id, contiguous_to),
     ).fetchall()
-    holes = [Hole(int(a), int(b), t) for a, b, t in rows]
+    holes = holes_between(
+        contiguous_to=contiguous_to, stored=[(int(a), int(b), t) for a, b, t in rows]
+    )
     dead = conn.execute(
         "SELECT first_seq, last_seq FROM dead_letters WHERE vehicle_id = %s"
         " AND last_seq > %s ORDER BY first_seq",

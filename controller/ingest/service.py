@@ -34,7 +34,12 @@ from coldchain_protocol import (
     load_public_key,
 )
 from coldchain_protocol.messages import seq_ranges
-from coldchain_protocol.mqtt import BrokerAddress, jittered_backoff, reraise_if_cancelling
+from coldchain_protocol.mqtt import (
+    BrokerAddress,
+    client_session_options,
+    jittered_backoff,
+    reraise_cancellation,
+)
 from controller.ingest.gaps import scan_vehicle_gaps
 from controller.ingest.validate import Rejection, batch_id_of, check_telemetry
 from controller.ingest.writer import write_batches, write_dead_letter
@@ -124,17 +129,17 @@ class IngestService:
                     username=self.broker.username,
                     password=self.broker.password,
                     identifier=self.client_id,
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=True,
+                    **client_session_options(self.settings.mqtt_protocol),
                     keepalive=30,
                     timeout=30,
                     max_inflight_messages=1000,
                 ) as client:
                     group = self.settings.share_group
-                    await client.subscribe(
-                        self.topics.shared(group, self.topics.all_telemetry()), 1
-                    )
-                    await client.subscribe(self.topics.shared(group, self.topics.all_status()), 1)
+                    for topic_filter in (self.topics.all_telemetry(), self.topics.all_status()):
+                        shared = self.settings.shared_subscription
+                        await client.subscribe(
+                            self.topics.shared(group, topic_filter) if shared else topic_filter, 1
+                        )
                     client.pending_calls_threshold = 100_000
                     self._client = client
                     self.connected = True
@@ -143,11 +148,11 @@ class IngestService:
                     async for message in client.messages:
                         self._queue.put_nowait(message)
             except aiomqtt.MqttError as exc:
+                reraise_cancellation([exc])
                 log.warning("ingest broker link lost: %s", exc)
             finally:
                 self.connected = False
                 self._client = None
-            reraise_if_cancelling()
             await asyncio.sleep(next(delays))
 
     async def _publish(self, outbound: list[Outbound]) -> None:
@@ -335,6 +340,11 @@ class IngestService:
                         "UPDATE vehicle_sequences SET contiguous_to = greatest(contiguous_to, %s)"
                         " WHERE vehicle_id = %s",
                         (scan.contiguous_to, vehicle_id),
+                    )
+                    # Ledger rows wholly below the watermark are no longer needed.
+                    conn.execute(
+                        "DELETE FROM ingested_ranges WHERE vehicle_id = %s AND last_seq <= %s",
+                        (vehicle_id, scan.contiguous_to),
                     )
                     conn.execute(
                         "UPDATE sequence_gaps SET closed_at = %s WHERE vehicle_id = %s"

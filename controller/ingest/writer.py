@@ -1,7 +1,7 @@
 """Idempotent writes of reading batches into the hypertable.
 
 Fast path: one binary COPY of a whole group of batches straight into `readings`. The unique
-index (vehicle_id, seq, ts) turns a redelivered reading into a unique violation, and only then
+index (vehicle_id, ts, seq) turns a redelivered reading into a unique violation, and only then
 does the group go through the slow path: COPY into a temporary staging table and
 INSERT ... ON CONFLICT DO NOTHING. A repeated batch therefore changes nothing.
 """
@@ -18,6 +18,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from coldchain_protocol import TelemetryBatch
+from coldchain_protocol.messages import seq_ranges
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = (
@@ -77,6 +78,25 @@ def _copy_rows(
                 )
 
 
+def _record_ranges(
+    cur: psycopg.Cursor[TupleRow],
+    stored: Sequence[tuple[str, Sequence[int]]],
+    received_at: datetime,
+) -> None:
+    """Note which seqs of which vehicle are now stored (the gap checker reads these)."""
+    rows = [
+        (vehicle_id, first, last, received_at)
+        for vehicle_id, seqs in stored
+        for first, last in seq_ranges(seqs)
+    ]
+    if rows:
+        cur.executemany(
+            "INSERT INTO ingested_ranges (vehicle_id, first_seq, last_seq, received_at)"
+            " VALUES (%s, %s, %s, %s)",
+            rows,
+        )
+
+
 def _record_sequences(cur: psycopg.Cursor[TupleRow], batches: Sequence[TelemetryBatch]) -> None:
     highest: dict[str, int] = {}
     for batch in batches:
@@ -105,6 +125,9 @@ def write_batches(
         with conn.transaction(), conn.cursor() as cur:
             _copy_rows(cur, "readings", batches, received_at)
             _record_sequences(cur, batches)
+            _record_ranges(
+                cur, [(b.vehicle_id, [r.seq for r in b.readings]) for b in batches], received_at
+            )
         return [WriteOutcome(b.batch_id, len(b.readings), 0) for b in batches]
     except psycopg.errors.UniqueViolation:
         pass
@@ -125,11 +148,15 @@ def _write_deduplicated(
         _copy_rows(cur, "readings_staging", batches, received_at)
         # One row per (vehicle, seq): a group may carry the same batch twice.
         cur.execute(
-            "INSERT INTO readings SELECT DISTINCT ON (vehicle_id, seq, ts) * FROM readings_staging"
-            " ON CONFLICT (vehicle_id, seq, ts) DO NOTHING RETURNING vehicle_id, seq"
+            "INSERT INTO readings SELECT DISTINCT ON (vehicle_id, ts, seq) * FROM readings_staging"
+            " ON CONFLICT (vehicle_id, ts, seq) DO NOTHING RETURNING vehicle_id, seq"
         )
         inserted = {(str(v), int(s)) for v, s in cur.fetchall()}
         _record_sequences(cur, batches)
+        by_vehicle: dict[str, list[int]] = {}
+        for vehicle_id, seq in inserted:
+            by_vehicle.setdefault(vehicle_id, []).append(seq)
+        _record_ranges(cur, list(by_vehicle.items()), received_at)
     outcomes = []
     claimed: Counter[tuple[str, int]] = Counter()
     for batch in batches:

@@ -114,7 +114,15 @@ async def running(
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        done, pending = await asyncio.wait(tasks, timeout=15)
+        if pending:
+            stacks = [
+                f"{t.get_name()}: "
+                + " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in t.get_stack())
+                for t in asyncio.all_tasks()
+                if not t.done()
+            ]
+            raise AssertionError("tasks ignored cancellation:\n" + "\n".join(stacks))
 
 
 async def run_ingest(settings: ControllerSettings) -> IngestService:
@@ -122,12 +130,19 @@ async def run_ingest(settings: ControllerSettings) -> IngestService:
     return IngestService(settings=settings, clock=SystemClock())
 
 
-async def wait_until(predicate: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    """Poll a condition (test-side only) until it holds or fail with `what`."""
+async def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    timeout_s: float,
+    what: str,
+    detail: Callable[[], object] | None = None,
+) -> None:
+    """Poll a condition (test-side only) until it holds or fail with `what` (and `detail()`)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            extra = f": {detail()}" if detail is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{extra}")
         await asyncio.sleep(0.05)
 
 
