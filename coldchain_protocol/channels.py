@@ -10,6 +10,7 @@ A channel names one measured quantity on a vehicle:
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 
@@ -46,6 +47,7 @@ def door_channel(compartment: str) -> str:
     return f"door:{compartment}"
 
 
+@functools.lru_cache(maxsize=8192)
 def channel_kind(channel: str) -> ChannelKind | None:
     """Return the kind of a well-formed channel name, or None when the name is not one."""
     head, sep, rest = channel.partition(":")
@@ -62,13 +64,21 @@ def channel_kind(channel: str) -> ChannelKind | None:
     return None
 
 
-def plausible(channel: str, value: float) -> bool:
-    """Whether a value is physically possible for the channel (binary channels must be 0 or 1)."""
+@functools.lru_cache(maxsize=8192)
+def _bounds(channel: str) -> tuple[float, float, bool] | None:
     key = channel if channel.startswith("gps:") else channel.partition(":")[0]
     bounds = _RANGES.get(key)
     if bounds is None:
+        return None
+    return bounds[0], bounds[1], key in ("door", "power")
+
+
+def plausible(channel: str, value: float) -> bool:
+    """Whether a value is physically possible for the channel (binary channels must be 0 or 1)."""
+    bounds = _bounds(channel)
+    if bounds is None:
         return False
-    low, high = bounds
-    if key in ("door", "power"):
+    low, high, binary = bounds
+    if binary:
         return value in (0.0, 1.0)
     return low <= value <= high

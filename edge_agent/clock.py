@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -36,6 +40,17 @@ async def _wait_real(event: asyncio.Event, timeout_s: float) -> bool:
     return True
 
 
+@functools.cache
+def _adjtimex() -> Callable[[ctypes.Array[ctypes.c_char]], int] | None:
+    """libc's adjtimex, looked up once (find_library runs ldconfig: never per reading)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function: Callable[[ctypes.Array[ctypes.c_char]], int] = libc.adjtimex
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
 @dataclass(slots=True)
 class SystemClock:
     """The host's clock. `synced` comes from the kernel's NTP state where it can be read."""
@@ -45,18 +60,13 @@ class SystemClock:
         return time.time()
 
     def synced(self) -> bool:
-        """Ask the kernel whether its clock is synchronised (STA_UNSYNC clear)."""
-        try:
-            import ctypes
-            import ctypes.util
-
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            buf = ctypes.create_string_buffer(512)
-            state = libc.adjtimex(buf)
-        except (OSError, AttributeError):
+        """Ask the kernel whether its clock is synchronised (adjtimex: not TIME_ERROR)."""
+        adjtimex = _adjtimex()
+        if adjtimex is None:
             return False
+        buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
         time_error = 5
-        return bool(state != time_error)
+        return bool(adjtimex(buf) != time_error)
 
     async def sleep(self, duration_s: float) -> None:
         """Sleep in real time."""

@@ -48,6 +48,8 @@ class FleetSpec:
     publish_interval_s: float = 30.0
     max_batch_readings: int = 500
     ack_timeout_s: float = 30.0
+    max_inflight_batches: int = 8
+    backlog_rate_readings_s: float = 5000.0
     outbox_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     seed: int = 1
 
@@ -168,6 +170,8 @@ class SimulatedFleet:
             publish_interval_s=s.publish_interval_s,
             max_batch_readings=s.max_batch_readings,
             ack_timeout_s=s.ack_timeout_s,
+            max_inflight_batches=s.max_inflight_batches,
+            backlog_rate_readings_s=s.backlog_rate_readings_s,
             simulation_seed=s.seed * 100_003 + zlib.crc32(vehicle_id.encode()) % 100_003,
             status_interval_s=max(60.0, s.sample_interval_s),
         )

@@ -114,7 +114,7 @@ async def running(
     finally:
         for task in tasks:
             task.cancel()
-        done, pending = await asyncio.wait(tasks, timeout=15)
+        _done, pending = await asyncio.wait(tasks, timeout=15)
         if pending:
             stacks = [
                 f"{t.get_name()}: "

@@ -129,6 +129,18 @@ def test_reconnect_turns_unacknowledged_live_batches_into_history(outbox: Outbox
     assert again is not None and again.history and seqs(again) == [1, 2, 3, 4]
 
 
+def test_reconnect_resends_unacknowledged_history(outbox: Outbox) -> None:
+    p = planner()
+    fill(outbox, 6)
+    p.on_connected(outbox.max_seq())
+    history = send(p, outbox, now_s=0)
+    assert history is not None and history.history and seqs(history) == list(range(1, 7))
+    outbox.acknowledge([(1, 2)])  # only part of it was acknowledged before the link dropped
+    p.on_connected(outbox.max_seq())
+    again = send(p, outbox, now_s=1)
+    assert again is not None and again.history and seqs(again) == [3, 4, 5, 6]
+
+
 def test_backlog_rate_limit_is_honoured(outbox: Outbox) -> None:
     p = planner(max_batch=100, backlog_rate_per_s=10)
     fill(outbox, 1000)
