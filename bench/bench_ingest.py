@@ -188,6 +188,9 @@ async def phase(
             if t1 - t0 >= 3:
                 rates.append((n1 - n0) / (t1 - t0))
                 break
+    if os.environ.get("BENCH_TIMELINE"):
+        t0 = samples[0][0] if samples else 0.0
+        print([(round(t - t0, 1), n) for t, n in samples], file=sys.stderr)
     return {
         "vehicles": spec.vehicles,
         "committed": report.total_committed,

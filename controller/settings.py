@@ -28,7 +28,7 @@ class ControllerSettings(FileSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     # Ingest tuning.
     ingest_group_max_messages: int = Field(default=200, ge=1, le=10_000)
-    ingest_queue_max_messages: int = Field(default=20_000, ge=10)
+    ingest_group_max_bytes: int = Field(default=1_000_000, ge=1_000)
     future_tolerance_s: float = Field(default=120.0, ge=0)
     gap_grace_s: float = Field(default=30.0, ge=0)
     gap_check_interval_s: float = Field(default=10.0, gt=0)

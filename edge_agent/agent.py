@@ -227,6 +227,7 @@ class EdgeAgent:
         vid = self.settings.vehicle_id
         ack_topic, resend_topic = self.topics.ack(vid), self.topics.resend(vid)
         async for message in client.messages:
+            _raise_if_cancelled()
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 continue
@@ -261,6 +262,7 @@ class EdgeAgent:
     async def _sending(self, client: aiomqtt.Client) -> None:
         vid = self.settings.vehicle_id
         while True:
+            _raise_if_cancelled()
             self._wake.clear()
             now_s = self.clock.now_s()
             self.counters.expired_batches += self.planner.expire(now_s)
@@ -288,7 +290,12 @@ class EdgeAgent:
             self.counters.published_readings += len(planned.readings)
 
     def _idle_timeout_s(self, now_s: float) -> float:
-        waits = [self.settings.publish_interval_s - (now_s - self._last_live_s)]
+        # Nothing could be sent: sleep until the next reason to look again (a new sample, an
+        # ack or a resend request sets the wake event earlier).
+        waits = [self.settings.sample_interval_s]
+        live_in = self.settings.publish_interval_s - (now_s - self._last_live_s)
+        if live_in > 0:
+            waits.append(live_in)
         deadline = self.planner.next_deadline_s()
         if deadline is not None:
             waits.append(deadline - now_s)
@@ -354,6 +361,16 @@ class EdgeAgent:
                 status["reconnects"],
                 status["refused"],
             )
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation that asyncio.wait_for swallowed (CPython gh-86296, Python 3.11).
+
+    Only for leaf tasks: a task that ran a failed TaskGroup keeps `cancelling()` raised on 3.11.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class _Stopped(Exception):

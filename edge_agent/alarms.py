@@ -72,9 +72,18 @@ class CommandAlarmOutput:
         )
         try:
             proc = await asyncio.create_subprocess_exec(*self.argv, env=env)
-            code = await asyncio.wait_for(proc.wait(), self.timeout_s)
-        except (OSError, TimeoutError) as exc:
-            log.error("alarm command %s failed: %s", list(self.argv), exc)
+        except OSError as exc:
+            log.error("alarm command %s failed to start: %s", list(self.argv), exc)
+            return
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                code = await proc.wait()
+        except TimeoutError:
+            log.error(
+                "alarm command %s timed out after %ss: killed", list(self.argv), self.timeout_s
+            )
+            proc.kill()
+            await proc.wait()
             return
         if code != 0:
             log.error("alarm command %s exited with %s", list(self.argv), code)

@@ -33,8 +33,11 @@ class Clock(Protocol):
 
 
 async def _wait_real(event: asyncio.Event, timeout_s: float) -> bool:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that arrives
+    # as the event fires (CPython gh-86296), and the waiting loop would never stop.
     try:
-        await asyncio.wait_for(event.wait(), max(0.0, timeout_s))
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            await event.wait()
     except TimeoutError:
         return False
     return True

@@ -18,6 +18,7 @@ from coldchain_protocol.messages import Reading
 from edge_agent.errors import OutboxCorrupt, OutboxFull
 
 SyncMode = Literal["FULL", "NORMAL", "EXTRA"]
+_VACUUM_FREE_PAGES = 2048  # give back freed pages once this many (8 MiB at 4 KiB) pile up
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -56,7 +57,11 @@ class Outbox:
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # Incremental auto-vacuum and a WAL size limit, so the file shrinks after a backlog
+            # drains (auto_vacuum only takes effect when set before the first table).
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA journal_size_limit=16777216")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(_SCHEMA)
             self._page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -126,7 +131,7 @@ class Outbox:
     def fetch_ranges(self, ranges: Iterable[tuple[int, int]], *, limit: int) -> list[Reading]:
         """Return stored readings inside the inclusive ranges, oldest first."""
         out: list[Reading] = []
-        for first, last in ranges:
+        for first, last in _merged(ranges):
             if len(out) >= limit:
                 break
             out.extend(self.fetch_after(first - 1, up_to=last, limit=limit - len(out)))
@@ -143,6 +148,9 @@ class Outbox:
                     cur.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last))
                     deleted += cur.rowcount
                 cur.execute("COMMIT")
+                free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+                if free > _VACUUM_FREE_PAGES:
+                    self._db.execute(f"PRAGMA incremental_vacuum({free})")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
@@ -165,3 +173,14 @@ class Outbox:
                 int(self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0])
                 - 1
             )
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort inclusive ranges and merge overlapping or adjacent ones."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out

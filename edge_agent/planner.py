@@ -90,13 +90,20 @@ class SendPlanner:
             self._tokens + (now_s - self._tokens_at_s) * self.backlog_rate_per_s,
         )
         self._tokens_at_s = now_s
+        if self._tokens < min(self._batch_tokens(), wanted):
+            return 0  # wait for a full batch's worth (wanted is small for a short remainder)
         granted = min(wanted, int(self._tokens))
         self._tokens -= granted
         return granted
 
+    def _batch_tokens(self) -> float:
+        # Backlog goes out in full batches (at most one second's worth): a wake-up per token
+        # would send many tiny batches, each paying a signature, a publish and a delete.
+        return float(max(1, min(self.max_batch, int(self.backlog_rate_per_s))))
+
     def seconds_until_tokens(self) -> float:
-        """How long until at least one backlog reading may be sent."""
-        return max(0.0, (1.0 - self._tokens) / self.backlog_rate_per_s)
+        """How long until a batch of backlog readings may be sent."""
+        return max(0.0, (self._batch_tokens() - self._tokens) / self.backlog_rate_per_s)
 
     def next_batch(self, outbox: Outbox, *, now_s: float, live_due: bool) -> PlannedBatch | None:
         """Choose the next batch to publish, or None when nothing may go now."""
@@ -109,7 +116,13 @@ class SendPlanner:
                 return PlannedBatch(live, history=False)
         if not self.backlog_pending():
             return None
-        budget = self._take_tokens(now_s, self.max_batch)
+        # Retries are few and small; the history drain is as long as the backlog is.
+        wanted = self.max_batch
+        if not self.retry:
+            wanted = min(wanted, max(1, self.live_floor - self.history_cursor))
+        else:
+            wanted = min(wanted, sum(last - first + 1 for first, last in self.retry))
+        budget = self._take_tokens(now_s, wanted)
         if budget <= 0:
             return None
         while self.retry:

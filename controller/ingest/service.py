@@ -174,10 +174,15 @@ class IngestService:
 
     async def _writing(self) -> None:
         limit = self.settings.ingest_group_max_messages
+        max_bytes = self.settings.ingest_group_max_bytes
         while True:
+            # One transaction per group: large enough to amortise the commit, small enough that
+            # acknowledgements flow continuously instead of in bursts.
             group = [await self._queue.get()]
-            while len(group) < limit and not self._queue.empty():
+            size = _payload_size(group[0])
+            while len(group) < limit and size < max_bytes and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+                size += _payload_size(group[-1])
             now_ms = int(self.clock.now_s() * 1000)
             outbound = await self._with_database(self._process_group, group, now_ms)
             self.stats.acks_sent += len(outbound)
@@ -324,10 +329,10 @@ class IngestService:
         now = datetime.fromtimestamp(now_s, UTC)
         with connect(self.settings.database_url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT vehicle_id, contiguous_to, max_seq FROM vehicle_sequences"
-                " WHERE max_seq > contiguous_to"
+                "SELECT vehicle_id, contiguous_to, contiguous_advanced_at, max_seq"
+                " FROM vehicle_sequences WHERE max_seq > contiguous_to"
             ).fetchall()
-            for vehicle_id, contiguous_to, max_seq in rows:
+            for vehicle_id, contiguous_to, advanced_at, max_seq in rows:
                 scan = scan_vehicle_gaps(
                     conn,
                     vehicle_id=vehicle_id,
@@ -336,11 +341,13 @@ class IngestService:
                     grace_cutoff=now - grace,
                 )
                 with conn.transaction():
-                    conn.execute(
-                        "UPDATE vehicle_sequences SET contiguous_to = greatest(contiguous_to, %s)"
-                        " WHERE vehicle_id = %s",
-                        (scan.contiguous_to, vehicle_id),
-                    )
+                    if scan.contiguous_to > contiguous_to:
+                        advanced_at = now
+                        conn.execute(
+                            "UPDATE vehicle_sequences SET contiguous_advanced_at = %s,"
+                            " contiguous_to = greatest(contiguous_to, %s) WHERE vehicle_id = %s",
+                            (now, scan.contiguous_to, vehicle_id),
+                        )
                     # Ledger rows wholly below the watermark are no longer needed.
                     conn.execute(
                         "DELETE FROM ingested_ranges WHERE vehicle_id = %s AND last_seq <= %s",
@@ -352,7 +359,10 @@ class IngestService:
                         (now, vehicle_id, [g[0] for g in scan.gaps]),
                     )
                     due = []
-                    for first, last in scan.gaps:
+                    # A backlog drains oldest first, moving the watermark up: while it moves,
+                    # the holes above it are still on their way and are not chased.
+                    draining = now - advanced_at < grace
+                    for first, last in () if draining else scan.gaps:
                         row = conn.execute(
                             "INSERT INTO sequence_gaps (vehicle_id, first_seq, last_seq,"
                             " detected_at, resend_requests, last_requested_at)"
@@ -371,3 +381,8 @@ class IngestService:
                     request = encode_resend(ResendRequest(tuple(due)))
                     outbound.append((self.topics.resend(vehicle_id), request))
         return outbound
+
+
+def _payload_size(message: aiomqtt.Message) -> int:
+    payload = message.payload
+    return len(payload) if isinstance(payload, bytes | bytearray) else 0

