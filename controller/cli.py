@@ -109,3 +109,35 @@ def controller_run(
 def main() -> None:
     """Console entry point."""
     app()
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    vehicles: Annotated[int, typer.Option(min=1, max=5000, help="Simulated vehicles.")] = 30,
+    speed: Annotated[
+        float, typer.Option(min=1.0, help="Simulated seconds per real second.")
+    ] = 30.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many real seconds (default: Ctrl-C).")
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option(help="Where agent outboxes, keys and embedded services live.")
+    ] = Path("var/demo"),
+) -> None:
+    """Run the controller and a simulated fleet with a live summary (the main job)."""
+    from rich.console import Console
+
+    from simulators.demo import DemoOptions, print_summary, run_demo
+
+    console = Console()
+    options = DemoOptions(vehicles=vehicles, speed=speed, duration_s=duration, workdir=workdir)
+    try:
+        summary = asyncio.run(run_demo(settings_of(ctx), options, console))
+    except KeyboardInterrupt:
+        console.print("stopped")
+        return
+    except ControllerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    print_summary(summary, console)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import asdict
 
@@ -55,7 +56,15 @@ async def run_controller(
                 server = uvicorn.Server(config)
 
                 async def serve() -> None:
-                    await server.serve()
+                    task = asyncio.create_task(server.serve(), name="uvicorn")
+                    try:
+                        await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        # Let uvicorn shut down cleanly instead of cancelling it mid-lifespan.
+                        server.should_exit = True
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(task, 10)
+                        raise
                     raise _ServerStopped
 
                 tg.create_task(serve(), name="api")

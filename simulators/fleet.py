@@ -100,6 +100,7 @@ class SimulatedFleet:
     topic_prefix: str
     workdir: Path
     clock: Clock
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     agents: list[EdgeAgent] = field(default_factory=list)
     alarms: list[AlarmEvent] = field(default_factory=list)
     _active: set[tuple[str, str, str]] = field(default_factory=set)
@@ -153,6 +154,7 @@ class SimulatedFleet:
             AgentSettings,
             vehicle_id=vehicle_id,
             mqtt_url=self.mqtt_url,
+            mqtt_protocol=self.mqtt_protocol,
             topic_prefix=self.topic_prefix,
             private_key_file=key_file,
             outbox_path=self.workdir / f"{vehicle_id}.outbox.db",

@@ -1,0 +1,265 @@
+"""`coldchain demo`: the controller and a simulated fleet, with a live terminal summary.
+
+Local services are used when they answer; otherwise an embedded broker (amqtt) and an embedded
+PostgreSQL are started, and the demo says so. Agents and controller share one scaled clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from controller.embedded import ResolvedServices, resolve_services
+from controller.ingest.service import IngestService
+from controller.runner import run_controller
+from controller.settings import ControllerSettings
+from controller.storage.db import connect, is_hypertable, migrate
+from edge_agent.clock import ScaledClock
+from edge_agent.sensors.thermal import Faults
+from simulators.fleet import FleetSpec, FleetTotals, SimulatedFleet
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoOptions:
+    """What the demo runs."""
+
+    vehicles: int = 30
+    speed: float = 30.0
+    duration_s: float | None = None
+    workdir: Path = Path("var/demo")
+    compressor_failure_after_s: float = 5 * 60.0  # simulated seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """What the demo achieved, printed at the end (and checked by its test)."""
+
+    rows_stored: int
+    readings_acked: int
+    vehicles_online: int
+    alarms_raised: int
+    dead_letters: int
+
+
+def ensure_database(url: str) -> None:
+    """Create the configured database when the server answers but lacks it."""
+    parts = psycopg.conninfo.conninfo_to_dict(url)
+    name = str(parts.get("dbname") or "coldchain")
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _newest_demo_reading_s(database_url: str, fleet_dir: Path) -> float:
+    """UTC seconds of the newest reading of an earlier demo run (database or outboxes), or 0."""
+    newest_ms = 0
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (extract(epoch FROM max(ts)) * 1000)::int8 FROM readings"
+            " WHERE vehicle_id LIKE 'DEMO%'"
+        ).fetchone()
+        if row and row[0] is not None:
+            newest_ms = int(row[0])
+    for path in fleet_dir.glob("*.outbox.db"):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            found = db.execute("SELECT max(ts_ms) FROM outbox").fetchone()
+        if found and found[0] is not None:
+            newest_ms = max(newest_ms, int(found[0]))
+    return newest_ms / 1000 + 1
+
+
+def _free_api_port(host: str, wanted: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, wanted))
+            return wanted
+        except OSError:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+
+
+class _Dashboard:
+    """Builds the live summary from the fleet's and the ingest service's counters."""
+
+    def __init__(
+        self,
+        *,
+        fleet: SimulatedFleet,
+        service: IngestService,
+        clock: ScaledClock,
+        services: ResolvedServices,
+        api_url: str,
+        storage: str,
+        rows_before: int,
+    ) -> None:
+        self.fleet, self.service, self.clock = fleet, service, clock
+        self.services, self.api_url, self.storage = services, api_url, storage
+        self.rows_before = rows_before
+        self.rates: deque[tuple[float, int]] = deque(maxlen=6)
+
+    def rate(self) -> float:
+        now, inserted = time.monotonic(), self.service.stats.readings_inserted
+        self.rates.append((now, inserted))
+        (t0, n0), (t1, n1) = self.rates[0], self.rates[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def render(self) -> Panel:
+        totals = self.fleet.totals()
+        stats = self.service.stats
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan")
+        table.add_column()
+        sim_time = datetime.fromtimestamp(self.clock.now_s(), UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row("simulated time", f"{sim_time} UTC  (x{self.clock.speed:g})")
+        table.add_row("vehicles online", f"{totals.online} / {totals.vehicles}")
+        table.add_row("readings/s stored", f"{self.rate():,.0f}")
+        table.add_row(
+            "rows stored", f"{self.rows_before + stats.readings_inserted:,}  ({self.storage})"
+        )
+        table.add_row("duplicates ignored", f"{stats.readings_duplicate:,}")
+        table.add_row("dead letters", f"{stats.dead_letters:,}")
+        table.add_row("agent outboxes", f"{totals.outbox_depth:,} readings waiting for an ack")
+        table.add_row(
+            "local alarms", f"{totals.alarms_raised} raised, {totals.alarms_active} active"
+        )
+        for event in self.fleet.alarms[-3:]:
+            when = datetime.fromtimestamp(event.at_s, UTC).strftime("%H:%M")
+            state = "RAISED" if event.raised else "cleared"
+            table.add_row("", f"[red]{when} {event.kind} {event.subject} {state}: {event.detail}")
+        table.add_row("API", f"{self.api_url}/docs  ·  {self.api_url}/api/v1/vehicles")
+        notes = "\n".join(self.services.notes)
+        return Panel(Group(table, f"[dim]{notes}"), title="cold-chain demo", expand=False)
+
+
+async def run_demo(
+    settings: ControllerSettings, options: DemoOptions, console: Console
+) -> DemoSummary:
+    """Run the demo until Ctrl-C or `duration_s`; return the final counters."""
+    workdir = options.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with resolve_services(
+        database_url=settings.database_url,
+        mqtt_url=settings.mqtt_url,
+        data_dir=workdir / "embedded",
+    ) as services:
+        for note in services.notes:
+            console.print(f"[yellow]{note}")
+        await asyncio.to_thread(ensure_database, services.database_url)
+        await asyncio.to_thread(migrate, services.database_url)
+        api_port = _free_api_port(settings.api_host, settings.api_port)
+        run_settings = settings.model_copy(
+            update={
+                "database_url": services.database_url,
+                "mqtt_url": services.mqtt_url,
+                "mqtt_protocol": services.mqtt_protocol,
+                "shared_subscription": services.shared_subscription,
+                "api_port": api_port,
+            }
+        )
+        # Simulated time runs ahead of the wall clock: continue after the newest reading an
+        # earlier run left behind, so nothing arrives "from the future".
+        start_s = max(
+            time.time(),
+            await asyncio.to_thread(
+                _newest_demo_reading_s, services.database_url, workdir / "fleet"
+            ),
+        )
+        clock = ScaledClock(speed=options.speed, start_s=start_s)
+        fleet = SimulatedFleet(
+            spec=FleetSpec(vehicles=options.vehicles, id_prefix="DEMO"),
+            mqtt_url=services.mqtt_url,
+            mqtt_protocol=services.mqtt_protocol,
+            topic_prefix=settings.topic_prefix,
+            workdir=workdir / "fleet",
+            clock=clock,
+        )
+        with connect(services.database_url) as conn:
+            fleet.provision(conn)
+            storage = "TimescaleDB hypertable" if is_hypertable(conn, "readings") else "plain table"
+            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+            rows_before = int(row[0]) if row else 0
+        service = IngestService(settings=run_settings, clock=clock)
+        api_url = f"http://{settings.api_host}:{api_port}"
+        dashboard = _Dashboard(
+            fleet=fleet,
+            service=service,
+            clock=clock,
+            services=services,
+            api_url=api_url,
+            storage=storage,
+            rows_before=rows_before,
+        )
+
+        async def scenario() -> None:
+            # A compressor fails on the first vehicle: its local alarm fires on the gateway.
+            await clock.sleep(options.compressor_failure_after_s)
+            first = fleet.agents[0]
+            driver = first.driver
+            if hasattr(driver, "inject"):
+                driver.inject("c1", Faults(compressor_failed=True))
+                console.log(f"scenario: compressor failure on {first.settings.vehicle_id}")
+
+        final: list[FleetTotals] = []
+
+        async def display() -> None:
+            with Live(dashboard.render(), console=console, refresh_per_second=2) as live:
+                started = time.monotonic()
+                while options.duration_s is None or time.monotonic() - started < options.duration_s:
+                    await asyncio.sleep(1.0)
+                    live.update(dashboard.render())
+            final.append(fleet.totals())
+            raise _DemoOver
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(
+                    run_controller(run_settings, clock=clock, service=service), name="controller"
+                )
+                tg.create_task(fleet.run(), name="fleet")
+                tg.create_task(scenario(), name="scenario")
+                tg.create_task(display(), name="display")
+        except* _DemoOver:
+            pass
+        finally:
+            totals = final[0] if final else fleet.totals()
+            fleet.close()
+        return DemoSummary(
+            rows_stored=rows_before + service.stats.readings_inserted,
+            readings_acked=totals.acked,
+            vehicles_online=totals.online,
+            alarms_raised=totals.alarms_raised,
+            dead_letters=service.stats.dead_letters,
+        )
+
+
+class _DemoOver(Exception):
+    """The demo's duration has elapsed."""
+
+
+def print_summary(summary: DemoSummary, console: Console) -> None:
+    """One line a person (or a test) can read at the end."""
+    console.print(
+        f"demo finished: {summary.rows_stored:,} rows stored, {summary.readings_acked:,} "
+        f"readings acknowledged, {summary.vehicles_online} vehicles online, "
+        f"{summary.alarms_raised} local alarms, {summary.dead_letters} dead letters"
+    )
