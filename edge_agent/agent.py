@@ -109,6 +109,7 @@ class EdgeAgent:
 
     async def run(self) -> None:
         """Sample, publish and report until stopped."""
+        await asyncio.to_thread(self.outbox.begin_boot, self.boot_id)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._sampling(), name=f"{self.settings.vehicle_id}-sampling")
             tg.create_task(self._link(), name=f"{self.settings.vehicle_id}-link")
@@ -275,19 +276,24 @@ class EdgeAgent:
                 continue
             if not planned.history:
                 self._last_live_s = now_s
-            batch = TelemetryBatch(
-                vehicle_id=vid,
-                boot_id=self.boot_id,
-                batch_id=uuid.uuid4().hex,
-                sent_ms=int(now_s * 1000),
-                history=planned.history,
-                readings=tuple(planned.readings),
+            # A batch carries one boot id: readings taken before a reboot keep theirs.
+            runs = await asyncio.to_thread(
+                self.outbox.split_by_boot, planned.readings, default_boot=self.boot_id
             )
-            payload = sign_body(encode_batch_body(batch), self.key)
-            self.planner.register(batch.batch_id, planned.readings, now_s)
-            await client.publish(self.topics.telemetry(vid), payload, qos=1)
-            self.counters.published_batches += 1
-            self.counters.published_readings += len(planned.readings)
+            for boot_id, readings in runs:
+                batch = TelemetryBatch(
+                    vehicle_id=vid,
+                    boot_id=boot_id,
+                    batch_id=uuid.uuid4().hex,
+                    sent_ms=int(now_s * 1000),
+                    history=planned.history,
+                    readings=tuple(readings),
+                )
+                payload = sign_body(encode_batch_body(batch), self.key)
+                self.planner.register(batch.batch_id, readings, now_s)
+                await client.publish(self.topics.telemetry(vid), payload, qos=1)
+                self.counters.published_batches += 1
+                self.counters.published_readings += len(readings)
 
     def _idle_timeout_s(self, now_s: float) -> float:
         # Nothing could be sent: sleep until the next reason to look again (a new sample, an

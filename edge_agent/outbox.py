@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     value REAL NOT NULL,
     synced INTEGER NOT NULL
 );
+-- Which boot of the gateway took each reading: a row per boot, from its first seq on.
+CREATE TABLE IF NOT EXISTS boots (first_seq INTEGER PRIMARY KEY, boot_id TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
 """
 
@@ -116,6 +118,48 @@ class Outbox:
                 cur.execute("ROLLBACK")
                 raise
             return readings
+
+    def begin_boot(self, boot_id: str) -> None:
+        """Record that readings from the next seq on are taken by boot `boot_id`."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                next_seq = int(
+                    cur.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+                )
+                cur.execute(
+                    "INSERT OR REPLACE INTO boots (first_seq, boot_id) VALUES (?, ?)",
+                    (next_seq, boot_id),
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def split_by_boot(
+        self, readings: Sequence[Reading], *, default_boot: str
+    ) -> list[tuple[str, list[Reading]]]:
+        """Cut readings (oldest first) into runs taken by one boot each."""
+        if not readings:
+            return []
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT first_seq, boot_id FROM boots WHERE first_seq <= ? ORDER BY first_seq",
+                (readings[-1].seq,),
+            ).fetchall()
+        starts = [(int(first), str(boot)) for first, boot in rows]
+        out: list[tuple[str, list[Reading]]] = []
+        index = 0
+        for reading in readings:
+            while index + 1 < len(starts) and starts[index + 1][0] <= reading.seq:
+                index += 1
+            boot = starts[index][1] if starts and starts[index][0] <= reading.seq else default_boot
+            if out and out[-1][0] == boot:
+                out[-1][1].append(reading)
+            else:
+                out.append((boot, [reading]))
+        return out
 
     def fetch_after(self, after_seq: int, *, up_to: int | None = None, limit: int) -> list[Reading]:
         """Return stored readings with seq > after_seq (and <= up_to), oldest first."""

@@ -4,6 +4,7 @@ between commit and send. Afterwards every reading is stored exactly once."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sqlite3
@@ -188,3 +189,12 @@ async def test_agent_killed_between_commit_and_send(
     # Every reading ever committed is in the database or still waiting in the outbox.
     assert set(seqs) | unacked == set(range(1, max_seq + 1))
     assert service.stats.readings_inserted == len(seqs)
+    with psycopg.connect(database_url) as conn:
+        boots = conn.execute(
+            "SELECT boot_id, min(seq), max(seq) FROM readings WHERE vehicle_id = 'KA1'"
+            " GROUP BY boot_id ORDER BY min(seq)"
+        ).fetchall()
+    # Each run of the agent is a boot; readings keep the boot that took them, even when a later
+    # boot sent them, and boots own disjoint, increasing seq ranges.
+    assert len(boots) >= 3
+    assert all(a[2] < b[1] for a, b in itertools.pairwise(boots))

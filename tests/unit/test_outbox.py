@@ -214,3 +214,19 @@ def test_garbage_file_is_reported_as_corrupt_with_its_path(tmp_path: Path) -> No
     with pytest.raises(OutboxCorrupt) as info:
         Outbox(path, budget_bytes=BUDGET)
     assert info.value.path == str(path)
+
+
+def test_readings_keep_the_boot_that_took_them(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "boots.db", budget_bytes=10 * 1024 * 1024)
+    outbox.begin_boot("boot-a")
+    first = outbox.append([(1000 + i, "temp:c1:p1", 5.0, True) for i in range(3)])
+    outbox.begin_boot("boot-b")
+    second = outbox.append([(2000 + i, "temp:c1:p1", 5.0, True) for i in range(2)])
+    runs = outbox.split_by_boot(first + second, default_boot="now")
+    assert [(boot, [r.seq for r in rs]) for boot, rs in runs] == [
+        ("boot-a", [1, 2, 3]),
+        ("boot-b", [4, 5]),
+    ]
+    outbox.close()
+    reopened = Outbox(tmp_path / "boots.db", budget_bytes=10 * 1024 * 1024)
+    assert reopened.split_by_boot(second, default_boot="now") == [("boot-b", second)]
