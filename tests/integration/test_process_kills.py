@@ -77,7 +77,7 @@ async def test_controller_killed_mid_batch(
                 before = len(stored_readings(database_url, "K1"))
                 await wait_until(
                     lambda b=before: len(stored_readings(database_url, "K1")) > b,
-                    timeout_s=20,
+                    timeout_s=45,
                     what="the controller storing readings",
                 )
                 controller.send_signal(signal.SIGKILL)
