@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aiomqtt
 import psycopg
@@ -24,11 +25,10 @@ from psycopg.rows import TupleRow
 
 from coldchain_protocol import (
     Ack,
-    ProtocolError,
     ResendRequest,
     SignatureError,
+    Status,
     Topics,
-    decode_status,
     encode_ack,
     encode_resend,
     load_public_key,
@@ -41,7 +41,7 @@ from coldchain_protocol.mqtt import (
     reraise_cancellation,
 )
 from controller.ingest.gaps import scan_vehicle_gaps
-from controller.ingest.validate import Rejection, batch_id_of, check_telemetry
+from controller.ingest.validate import Triage, triage
 from controller.ingest.writer import write_batches, write_dead_letter
 from controller.settings import ControllerSettings
 from controller.storage.db import connect
@@ -50,6 +50,7 @@ from edge_agent.clock import Clock
 log = logging.getLogger(__name__)
 
 Outbound = tuple[str, bytes]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -104,6 +105,7 @@ class IngestService:
         self.connected = False
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self._conn: psycopg.Connection[TupleRow] | None = None
+        self._key_conn: psycopg.Connection[TupleRow] | None = None
         self._keys = _KeyCache(settings.database_url)
         self._client: aiomqtt.Client | None = None
         self.client_id = settings.client_id or (
@@ -173,6 +175,13 @@ class IngestService:
     # -- writing ---------------------------------------------------------------------------
 
     async def _writing(self) -> None:
+        # Two stages so that checking one group overlaps with committing the previous one.
+        checked: asyncio.Queue[tuple[Triage, datetime]] = asyncio.Queue(maxsize=2)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._checking(checked), name="ingest-checking")
+            tg.create_task(self._committing(checked), name="ingest-committing")
+
+    async def _checking(self, checked: asyncio.Queue[tuple[Triage, datetime]]) -> None:
         limit = self.settings.ingest_group_max_messages
         max_bytes = self.settings.ingest_group_max_bytes
         while True:
@@ -184,13 +193,22 @@ class IngestService:
                 group.append(self._queue.get_nowait())
                 size += _payload_size(group[-1])
             now_ms = int(self.clock.now_s() * 1000)
-            outbound = await self._with_database(self._process_group, group, now_ms)
+            messages = [
+                (str(m.topic), m.payload if isinstance(m.payload, bytes) else b"") for m in group
+            ]
+            self.stats.messages += len(messages)
+            result = await self._retrying(self._triage, messages, now_ms)
+            await checked.put((result, datetime.fromtimestamp(now_ms / 1000, UTC)))
+
+    async def _committing(self, checked: asyncio.Queue[tuple[Triage, datetime]]) -> None:
+        while True:
+            result, received_at = await checked.get()
+            outbound = await self._retrying(self._commit, result, received_at)
             self.stats.acks_sent += len(outbound)
             await self._publish(outbound)
 
-    async def _with_database(
-        self, work: Callable[..., list[Outbound]], *args: object
-    ) -> list[Outbound]:
+    async def _retrying(self, work: Callable[..., T], *args: object) -> T:
+        """Run blocking database work in a thread, retrying while the database is down."""
         delays = jittered_backoff(min_s=0.2, max_s=5.0)
         while True:
             try:
@@ -198,62 +216,57 @@ class IngestService:
             except psycopg.OperationalError as exc:
                 self.stats.database_retries += 1
                 log.error("database unavailable, retrying: %s", str(exc).strip())
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
                 await asyncio.sleep(next(delays))
 
-    def _connection(self) -> psycopg.Connection[TupleRow]:
+    def _triage(self, messages: list[tuple[str, bytes]], now_ms: int) -> Triage:
+        if self._key_conn is None or self._key_conn.closed:
+            self._key_conn = connect(self.settings.database_url, autocommit=True)
+        conn = self._key_conn
+        try:
+            return triage(
+                messages,
+                topics=self.topics,
+                key_for=lambda vid: self._keys.get(conn, vid),
+                now_ms=now_ms,
+                future_tolerance_ms=int(self.settings.future_tolerance_s * 1000),
+            )
+        except psycopg.OperationalError:
+            conn.close()
+            raise
+
+    def _commit(self, result: Triage, received_at: datetime) -> list[Outbound]:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.settings.database_url)
-        return self._conn
+        conn = self._conn
+        try:
+            return self._commit_on(conn, result, received_at)
+        except psycopg.OperationalError:
+            conn.close()
+            raise
 
-    def _process_group(self, group: list[aiomqtt.Message], now_ms: int) -> list[Outbound]:
-        conn = self._connection()
-        received_at = datetime.fromtimestamp(now_ms / 1000, UTC)
-        tolerance_ms = int(self.settings.future_tolerance_s * 1000)
-        accepted = []
+    def _commit_on(
+        self, conn: psycopg.Connection[TupleRow], result: Triage, received_at: datetime
+    ) -> list[Outbound]:
         outbound: list[Outbound] = []
-        for message in group:
-            self.stats.messages += 1
-            topic = str(message.topic)
-            payload = message.payload if isinstance(message.payload, bytes) else b""
-            try:
-                vehicle_id, kind = self.topics.parse(topic)
-            except ProtocolError as exc:
-                self._dead_letter(conn, topic, None, exc.reason, payload, None)
-                continue
-            if kind == "status":
-                self._store_status(conn, topic, vehicle_id, payload)
-                continue
-            if kind != "telemetry":
-                self._dead_letter(
-                    conn, topic, vehicle_id, f"unexpected topic kind {kind!r}", payload, None
-                )
-                continue
-            try:
-                batch = check_telemetry(
-                    topic_vehicle_id=vehicle_id,
-                    payload=payload,
-                    key_for=lambda vid: self._keys.get(conn, vid),
-                    now_ms=now_ms,
-                    future_tolerance_ms=tolerance_ms,
-                )
-            except Rejection as rejection:
-                seqs = [r.seq for r in rejection.batch.readings] if rejection.batch else []
-                span = (min(seqs), max(seqs)) if seqs else None
-                self._dead_letter(conn, topic, vehicle_id, rejection.reason, payload, span)
-                batch_id = batch_id_of(payload) if rejection.acknowledge else None
-                if batch_id is not None:
-                    ack = Ack(batch_id, seq_ranges(seqs), 0, rejection.reason)
-                    outbound.append((self.topics.ack(vehicle_id), encode_ack(ack)))
-                continue
-            accepted.append(batch)
-        if accepted:
-            outcomes = write_batches(conn, accepted, received_at=received_at)
+        for letter in result.dead_letters:
+            self.stats.dead_letters += 1
+            log.warning("dead letter on %s: %s", letter.topic, letter.reason)
+            write_dead_letter(
+                conn,
+                topic=letter.topic,
+                vehicle_id=letter.vehicle_id,
+                reason=letter.reason,
+                payload=letter.payload,
+                seq_range=letter.seq_range,
+            )
+        outbound.extend(result.rejection_acks)
+        for vehicle_id, status in result.statuses:
+            self._store_status(conn, vehicle_id, status)
+        if result.accepted:
+            outcomes = write_batches(conn, result.accepted, received_at=received_at)
             self.stats.groups += 1
-            self.stats.batches += len(accepted)
-            for batch, outcome in zip(accepted, outcomes, strict=True):
+            self.stats.batches += len(result.accepted)
+            for batch, outcome in zip(result.accepted, outcomes, strict=True):
                 self.stats.readings_inserted += outcome.inserted
                 self.stats.readings_duplicate += outcome.duplicates
                 if outcome.duplicates:
@@ -264,31 +277,9 @@ class IngestService:
                 outbound.append((self.topics.ack(batch.vehicle_id), encode_ack(ack)))
         return outbound
 
-    def _dead_letter(
-        self,
-        conn: psycopg.Connection[TupleRow],
-        topic: str,
-        vehicle_id: str | None,
-        reason: str,
-        payload: bytes,
-        span: tuple[int, int] | None,
-    ) -> None:
-        self.stats.dead_letters += 1
-        log.warning("dead letter on %s: %s", topic, reason)
-        write_dead_letter(
-            conn, topic=topic, vehicle_id=vehicle_id, reason=reason, payload=payload, seq_range=span
-        )
-
     def _store_status(
-        self, conn: psycopg.Connection[TupleRow], topic: str, vehicle_id: str, payload: bytes
+        self, conn: psycopg.Connection[TupleRow], vehicle_id: str, status: Status
     ) -> None:
-        if not payload:
-            return  # a cleared retained status
-        try:
-            status = decode_status(payload)
-        except ProtocolError as exc:
-            self._dead_letter(conn, topic, vehicle_id, f"status: {exc.reason}", payload, None)
-            return
         with conn.transaction():
             conn.execute(
                 "INSERT INTO vehicle_status (vehicle_id, state, boot_id, reported_at,"
@@ -318,7 +309,7 @@ class IngestService:
         while True:
             await self.clock.sleep(self.settings.gap_check_interval_s)
             now_s = self.clock.now_s()
-            outbound = await self._with_database(self.check_gaps, now_s)
+            outbound = await self._retrying(self.check_gaps, now_s)
             self.stats.resend_requests += len(outbound)
             await self._publish(outbound)
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from coldchain_protocol import ProtocolError, TelemetryBatch, decode_batch, plausible, verify_signed
+from coldchain_protocol import (
+    Ack,
+    ProtocolError,
+    Status,
+    TelemetryBatch,
+    Topics,
+    decode_batch,
+    decode_status,
+    encode_ack,
+    plausible,
+    verify_signed,
+)
+from coldchain_protocol.messages import seq_ranges
 from coldchain_protocol.signing import split_signed
 
 
@@ -79,3 +91,75 @@ def batch_id_of(payload: bytes) -> str | None:
         return None
     batch = obj.get("batch") if isinstance(obj, dict) else None
     return batch if isinstance(batch, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A refused message, kept with its reason and raw payload."""
+
+    topic: str
+    vehicle_id: str | None
+    reason: str
+    payload: bytes
+    seq_range: tuple[int, int] | None
+
+
+@dataclass(slots=True)
+class Triage:
+    """A group of messages sorted into what to store, refuse, acknowledge and record."""
+
+    accepted: list[TelemetryBatch] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rejection_acks: list[tuple[str, bytes]] = field(default_factory=list)
+    statuses: list[tuple[str, Status]] = field(default_factory=list)
+
+
+def triage(
+    messages: Sequence[tuple[str, bytes]],
+    *,
+    topics: Topics,
+    key_for: Callable[[str], Ed25519PublicKey | None],
+    now_ms: int,
+    future_tolerance_ms: int,
+) -> Triage:
+    """Check every (topic, payload) of a group; no I/O beyond the key lookup it is given."""
+    out = Triage()
+    for topic, payload in messages:
+        try:
+            vehicle_id, kind = topics.parse(topic)
+        except ProtocolError as exc:
+            out.dead_letters.append(DeadLetter(topic, None, exc.reason, payload, None))
+            continue
+        if kind == "status":
+            if not payload:
+                continue  # a cleared retained status
+            try:
+                out.statuses.append((vehicle_id, decode_status(payload)))
+            except ProtocolError as exc:
+                out.dead_letters.append(
+                    DeadLetter(topic, vehicle_id, f"status: {exc.reason}", payload, None)
+                )
+            continue
+        if kind != "telemetry":
+            reason = f"unexpected topic kind {kind!r}"
+            out.dead_letters.append(DeadLetter(topic, vehicle_id, reason, payload, None))
+            continue
+        try:
+            batch = check_telemetry(
+                topic_vehicle_id=vehicle_id,
+                payload=payload,
+                key_for=key_for,
+                now_ms=now_ms,
+                future_tolerance_ms=future_tolerance_ms,
+            )
+        except Rejection as rejection:
+            seqs = [r.seq for r in rejection.batch.readings] if rejection.batch else []
+            span = (min(seqs), max(seqs)) if seqs else None
+            out.dead_letters.append(DeadLetter(topic, vehicle_id, rejection.reason, payload, span))
+            batch_id = batch_id_of(payload) if rejection.acknowledge else None
+            if batch_id is not None:
+                ack = Ack(batch_id, seq_ranges(seqs), 0, rejection.reason)
+                out.rejection_acks.append((topics.ack(vehicle_id), encode_ack(ack)))
+            continue
+        out.accepted.append(batch)
+    return out
