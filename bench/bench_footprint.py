@@ -54,6 +54,7 @@ from typing import Any, TextIO
 import psycopg
 
 from coldchain_protocol import generate_private_key, private_key_pem, public_key_pem
+from coldchain_protocol.mqtt import clear_retained
 from controller.storage.db import migrate
 from edge_agent.outbox import Outbox
 from edge_agent.settings import AgentSettings
@@ -665,6 +666,7 @@ def main() -> None:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        clear_retained(MQTT_URL, prefix)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     checks = [result[k]["check"]["exactly_once"] for k in result if "check" in result[k]]

@@ -36,6 +36,7 @@ from typing import Any
 
 import psycopg
 
+from coldchain_protocol.mqtt import clear_retained
 from controller.storage.db import migrate
 from edge_agent.clock import SystemClock
 from edge_agent.outbox import Outbox
@@ -180,6 +181,7 @@ async def phase(
         elapsed = time.monotonic() - started
         watcher.cancel()
         fleet.close()
+        clear_retained(MQTT_URL, prefix)
     stored = count_rows(url, pattern)
     distinct = distinct_rows(url, pattern)
     rates = []

@@ -75,3 +75,44 @@ def client_session_options(protocol: MqttProtocol) -> dict[str, Any]:
     if protocol == "5":
         return {"protocol": aiomqtt.ProtocolVersion.V5, "clean_start": True}
     return {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": True}
+
+
+def clear_retained(url: str, prefix: str, *, settle_s: float = 0.5) -> int:
+    """Delete every retained message under `prefix` (e.g. a decommissioned vehicle's status).
+
+    Returns how many were deleted. Blocking; for tools, tests and benchmarks.
+    """
+    import time
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    address = BrokerAddress.parse(url)
+    found: set[str] = set()
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"cleanup-{uuid.uuid4().hex[:8]}",
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain and message.payload:
+            found.add(message.topic)
+
+    client.on_message = on_message
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        client.subscribe(f"{prefix}/#", qos=1)
+        seen = -1
+        while seen != len(found):  # retained messages arrive right after the subscription
+            seen = len(found)
+            time.sleep(settle_s)
+        for topic in sorted(found):
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return len(found)

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from coldchain_protocol.mqtt import clear_retained
+
 ADMIN_DATABASE_URL = os.environ.get(
     "COLDCHAIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -84,9 +86,11 @@ def mqtt_url() -> str:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A topic prefix of this test's own, so tests never see each other's messages."""
-    return f"cctest/{uuid.uuid4().hex[:12]}"
+def topic_prefix(mqtt_url: str) -> Iterator[str]:
+    """A topic prefix of this test's own; its retained messages are removed afterwards."""
+    prefix = f"cctest/{uuid.uuid4().hex[:12]}"
+    yield prefix
+    clear_retained(mqtt_url, prefix)
 
 
 @dataclass

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import psycopg
 
-from tests.conftest import database_url_for, free_port
+from tests.conftest import clear_retained, database_url_for, free_port
 
 
 def test_demo_runs_fleet_and_controller_and_stores_readings(
     admin_database_url: str, mqtt_url: str, tmp_path: Path
 ) -> None:
     name = f"coldchain_test_demo_{uuid.uuid4().hex[:10]}"
+    prefix = f"cctest/{uuid.uuid4().hex[:12]}"
     env = dict(
         os.environ,
         COLDCHAIN_DATABASE_URL=database_url_for(name),  # the demo creates it
         COLDCHAIN_MQTT_URL=mqtt_url,
-        COLDCHAIN_TOPIC_PREFIX=f"cctest/{uuid.uuid4().hex[:12]}",
+        COLDCHAIN_TOPIC_PREFIX=prefix,
         COLDCHAIN_API_PORT=str(free_port()),
     )
     try:
@@ -62,5 +63,6 @@ def test_demo_runs_fleet_and_controller_and_stores_readings(
         assert row[0] == stored > 0
         assert row[1] == 4, "every simulated vehicle reported"
     finally:
+        assert clear_retained(mqtt_url, prefix) >= 0
         with psycopg.connect(admin_database_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
