@@ -164,16 +164,17 @@ def sim(
 ) -> None:
     """Run a simulated fleet (real edge agents) through a scenario against the broker.
 
-    The controller runs separately (`coldchain controller run`); the fleet registers its
-    vehicles in the configured database and stops by itself at the end of the scenario.
+    The fleet registers its vehicles in the configured (migrated) database; an in-process
+    ingest shares the fleet's scaled clock; everything stops by itself at the scenario's end.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from controller.ingest.service import IngestService
     from controller.storage.db import connect
     from edge_agent.clock import ScaledClock
     from simulators.fleet import FleetSpec, FleetTotals, SimulatedFleet
-    from simulators.run import run_scenario
+    from simulators.run import ScenarioReport, run_scenario
     from simulators.scenario import ScenarioError, load_scenario, named_scenarios
 
     console = Console()
@@ -221,7 +222,18 @@ def sim(
                 f"{totals.acked:,} acked, {totals.alarms_active} alarms active",
             )
 
-        report = asyncio.run(run_scenario(fleet, chosen, on_progress=on_progress))
+        async def run_with_ingest() -> ScenarioReport:
+            # The fleet runs on a scaled clock, so the controller that checks its timestamps
+            # must share it: ingest runs in this process.
+            service = IngestService(settings=settings, clock=clock)
+            ingest = asyncio.create_task(service.run(), name="ingest")
+            try:
+                return await run_scenario(fleet, chosen, on_progress=on_progress)
+            finally:
+                ingest.cancel()
+                await asyncio.gather(ingest, return_exceptions=True)
+
+        report = asyncio.run(run_with_ingest())
         progress.update(task, completed=chosen.duration_s)
     fleet.close()
     t = report.totals

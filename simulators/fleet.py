@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import date
@@ -191,6 +192,18 @@ class SimulatedFleet:
         async with asyncio.TaskGroup() as tg:
             for agent in self.agents:
                 tg.create_task(run_until_stopped(agent), name=f"agent-{agent.settings.vehicle_id}")
+
+    async def drain(self, *, timeout_s: float) -> bool:
+        """Stop sampling everywhere and wait (bounded) until every outbox is empty."""
+        for agent in self.agents:
+            agent.stop_sampling()
+        deadline = time.monotonic() + timeout_s
+        while self.totals().outbox_depth > 0:
+            if time.monotonic() > deadline:
+                return False
+            # Outboxes empty on acks from another process's point of view: poll, bounded.
+            await asyncio.sleep(0.1)
+        return True
 
     def stop(self) -> None:
         """Ask every agent to stop."""

@@ -38,16 +38,9 @@ async def run_load(
     started = time.monotonic()
     try:
         await asyncio.sleep(duration_s)
-        for agent in fleet.agents:
-            agent.stop_sampling()
         sampling_s = time.monotonic() - started
         drain_start = time.monotonic()
-        drained = False
-        while time.monotonic() - drain_start < drain_timeout_s:
-            if all(a.outbox.stats().depth == 0 for a in fleet.agents):
-                drained = True
-                break
-            await asyncio.sleep(0.1)
+        drained = await fleet.drain(timeout_s=drain_timeout_s)
         drain_s = time.monotonic() - drain_start
     finally:
         fleet.stop()

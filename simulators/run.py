@@ -72,11 +72,7 @@ async def run_scenario(
             if task.done():
                 task.result()  # an agent crashed: surface it
         # End of the day: no more readings; deliver what the outboxes still hold.
-        for agent in fleet.agents:
-            agent.stop_sampling()
-        deadline = time.monotonic() + drain_timeout_s
-        while time.monotonic() < deadline and fleet.totals().outbox_depth > 0:
-            await asyncio.sleep(0.2)
+        await fleet.drain(timeout_s=drain_timeout_s)
         totals = fleet.totals()
     finally:
         fleet.stop()

@@ -59,3 +59,52 @@ async def test_compressor_failure_scenario(
     assert vehicles_alarmed == {"SCN0002"}, "only the vehicle whose compressor failed"
     assert report.simulated_s >= scenario.duration_s
     assert service.stats.readings_inserted == report.totals.sampled
+
+
+def test_sim_command_runs_a_scenario_file(
+    database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(
+        "description: short\nvehicles: 2\nspeed: 2000\nduration_s: 7200\n"
+        "failures:\n  - {at_s: 300, vehicles: 1, kind: power_loss, duration_s: 3600}\n"
+    )
+    env = dict(
+        os.environ,
+        COLDCHAIN_DATABASE_URL=database_url,
+        COLDCHAIN_MQTT_URL=mqtt_url,
+        COLDCHAIN_TOPIC_PREFIX=topic_prefix,
+    )
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "coldchain"),
+            "--log-level",
+            "WARNING",
+            "sim",
+            "--scenario",
+            str(scenario),
+            "--workdir",
+            str(tmp_path / "fleet"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout.replace("\n", " ")
+    match = re.search(r"([\d,]+) readings taken, ([\d,]+) acknowledged", out)
+    assert match, out[-1000:]
+    taken = int(match.group(1).replace(",", ""))
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM readings WHERE channel = 'power' AND value = 0")
+        power_off = row.fetchone()
+        total = conn.execute("SELECT count(*) FROM readings").fetchone()
+    assert total is not None and total[0] == taken > 0
+    assert power_off is not None and power_off[0] > 0, "the scripted power loss was recorded"
