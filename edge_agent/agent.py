@@ -104,6 +104,10 @@ class EdgeAgent:
         self._sampling_stopped = asyncio.Event()
         self._last_live_s = 0.0
         self._outbox_full = False
+        # Simulated network outages: a cut link drops the session and blocks reconnecting.
+        self._link_allowed = asyncio.Event()
+        self._link_allowed.set()
+        self._link_cut = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,6 +124,20 @@ class EdgeAgent:
     def stop(self) -> None:
         """Ask `run()` to return after the current step."""
         self._stop.set()
+
+    def cut_link(self) -> None:
+        """Simulate a network outage: drop the broker session and stay offline until restored."""
+        self._link_allowed.clear()
+        self._link_cut.set()
+
+    def restore_link(self) -> None:
+        """End a simulated network outage; the agent reconnects with its usual backoff."""
+        self._link_cut.clear()
+        self._link_allowed.set()
+
+    async def _watching_link(self) -> None:
+        await self._link_cut.wait()
+        raise LinkCut("network outage (simulated)")
 
     # -- sampling --------------------------------------------------------------------------
 
@@ -184,6 +202,7 @@ class EdgeAgent:
         delays = jittered_backoff(min_s=s.reconnect_min_s, max_s=s.reconnect_max_s)
         first = True
         while True:
+            await self._link_allowed.wait()
             if not first:
                 self.counters.reconnects += 1
             first = False
@@ -212,6 +231,7 @@ class EdgeAgent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receiving(client), name=f"{vid}-receiving")
                 tg.create_task(self._sending(client), name=f"{vid}-sending")
+                tg.create_task(self._watching_link(), name=f"{vid}-link-watch")
         except asyncio.CancelledError:
             # A clean stop: say so, since the broker sends the last will only on a lost link.
             offline = Status("offline", self.boot_id, int(self.clock.now_s() * 1000))
@@ -377,6 +397,10 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+class LinkCut(aiomqtt.MqttError):
+    """The link was cut on purpose (a simulated outage): handled like a lost broker link."""
 
 
 class _Stopped(Exception):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from edge_agent.sensors.simulated import SimulatedVehicleDriver
 from simulators.fleet import FleetTotals, SimulatedFleet
-from simulators.scenario import Scenario, faults_at
+from simulators.scenario import Scenario, faults_at, link_down
 
 _FAULT_STEP_S = 30.0  # simulated seconds between fault updates
 
@@ -31,6 +31,10 @@ def apply_faults(
     """Set every simulated compartment's faults for this point of the run; return how many are faulty."""
     faulty = 0
     for number, agent in enumerate(fleet.agents, start=1):
+        if link_down(scenario, vehicle=number, elapsed_s=elapsed_s):
+            agent.cut_link()
+        else:
+            agent.restore_link()
         driver = agent.driver
         if not isinstance(driver, SimulatedVehicleDriver):
             continue

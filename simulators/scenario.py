@@ -15,7 +15,12 @@ import yaml
 from edge_agent.sensors.thermal import Faults, ProbeDrift, ProbeStuck
 
 FailureKind = Literal[
-    "compressor_failure", "power_loss", "door_stuck_open", "probe_drift", "probe_stuck"
+    "compressor_failure",
+    "power_loss",
+    "door_stuck_open",
+    "probe_drift",
+    "probe_stuck",
+    "link_outage",
 ]
 _KINDS: tuple[str, ...] = FailureKind.__args__  # type: ignore[attr-defined]
 
@@ -200,6 +205,8 @@ def faults_at(
         ):
             continue
         began_s = start_s + failure.at_s
+        if failure.kind == "link_outage":
+            continue  # not a compartment fault: see `link_down`
         if failure.kind == "compressor_failure":
             faults = replace(faults, compressor_failed=True)
         elif failure.kind == "power_loss":
@@ -215,3 +222,11 @@ def faults_at(
             stuck = ProbeStuck(probe_id=failure.probe, since_s=began_s, value_c=failure.value_c)
             faults = replace(faults, probes_stuck=(*faults.probes_stuck, stuck))
     return faults
+
+
+def link_down(scenario: Scenario, *, vehicle: int, elapsed_s: float) -> bool:
+    """Whether a vehicle's network link is cut at this point of the run."""
+    return any(
+        f.kind == "link_outage" and vehicle in f.vehicles and f.active(elapsed_s)
+        for f in scenario.failures
+    )
