@@ -3,6 +3,7 @@ excursion alarm on that vehicle only, and every reading reaches the database."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -10,29 +11,38 @@ import psycopg
 from controller.ingest.service import IngestService
 from edge_agent.clock import ScaledClock
 from simulators.fleet import FleetSpec, SimulatedFleet
-from simulators.run import run_scenario
+from simulators.run import ScenarioReport, run_scenario
 from simulators.scenario import parse_scenario
 from tests.support.pipeline import controller_settings, running, wait_until
 
 
-async def test_compressor_failure_scenario(
-    database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    scenario = parse_scenario(
-        {
-            "vehicles": 3,
-            "speed": 900,
-            "duration_s": 2 * 3600,
-            "failures": [{"at_s": 600, "vehicles": 2, "kind": "compressor_failure"}],
-        },
-        name="compressor-test",
-    )
+@dataclass
+class Run:
+    """A finished scenario run: the fleet (outboxes closed), its report and the ingest."""
+
+    fleet: SimulatedFleet
+    report: ScenarioReport
+    service: IngestService
+    committed: dict[str, int]
+
+
+async def run_with_ingest(
+    document: dict[str, object],
+    *,
+    id_prefix: str,
+    database_url: str,
+    mqtt_url: str,
+    topic_prefix: str,
+    workdir: Path,
+) -> Run:
+    """Run a scenario document with real agents and an in-process ingest on one scaled clock."""
+    scenario = parse_scenario(document, name=id_prefix.lower())
     clock = ScaledClock(speed=scenario.speed)
     fleet = SimulatedFleet(
-        spec=FleetSpec(vehicles=scenario.vehicles, id_prefix="SCN"),
+        spec=FleetSpec(vehicles=scenario.vehicles, id_prefix=id_prefix),
         mqtt_url=mqtt_url,
         topic_prefix=topic_prefix,
-        workdir=tmp_path,
+        workdir=workdir,
         clock=clock,
     )
     with psycopg.connect(database_url) as conn:
@@ -50,14 +60,35 @@ async def test_compressor_failure_scenario(
             timeout_s=20,
             what="every reading stored",
         )
+    committed = {a.settings.vehicle_id: a.outbox.max_seq() for a in fleet.agents}
     fleet.close()
+    return Run(fleet, report, service, committed)
+
+
+async def test_compressor_failure_scenario(
+    database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    run = await run_with_ingest(
+        {
+            "vehicles": 3,
+            "speed": 900,
+            "duration_s": 2 * 3600,
+            "failures": [{"at_s": 600, "vehicles": 2, "kind": "compressor_failure"}],
+        },
+        id_prefix="SCN",
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=topic_prefix,
+        workdir=tmp_path,
+    )
+    fleet, report, service = run.fleet, run.report, run.service
     raised = {(e.kind, e.subject) for e in fleet.alarms if e.raised}
     vehicles_alarmed = {
         agent.settings.vehicle_id for agent in fleet.agents if agent.monitor.out_of_band()
     }
     assert ("excursion", "c1") in raised
     assert vehicles_alarmed == {"SCN0002"}, "only the vehicle whose compressor failed"
-    assert report.simulated_s >= scenario.duration_s
+    assert report.simulated_s >= 2 * 3600
     assert service.stats.readings_inserted == report.totals.sampled
 
 
@@ -113,35 +144,20 @@ def test_sim_command_runs_a_scenario_file(
 async def test_link_outage_scenario_loses_nothing(
     database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    scenario = parse_scenario(
+    run = await run_with_ingest(
         {
             "vehicles": 2,
             "speed": 900,
             "duration_s": 2 * 3600,
             "failures": [{"at_s": 900, "vehicles": 1, "kind": "link_outage", "duration_s": 2700}],
         },
-        name="outage-test",
-    )
-    clock = ScaledClock(speed=scenario.speed)
-    fleet = SimulatedFleet(
-        spec=FleetSpec(vehicles=scenario.vehicles, id_prefix="NET"),
+        id_prefix="NET",
+        database_url=database_url,
         mqtt_url=mqtt_url,
         topic_prefix=topic_prefix,
         workdir=tmp_path,
-        clock=clock,
     )
-    with psycopg.connect(database_url) as conn:
-        fleet.provision(conn)
-    service = IngestService(
-        settings=controller_settings(
-            database_url=database_url, mqtt_url=mqtt_url, topic_prefix=topic_prefix
-        ),
-        clock=clock,
-    )
-    async with running(service.run):
-        report = await run_scenario(fleet, scenario)
-    committed = {a.settings.vehicle_id: a.outbox.max_seq() for a in fleet.agents}
-    fleet.close()
+    fleet, report, committed = run.fleet, run.report, run.committed
     cut, healthy = fleet.agents
     assert cut.counters.reconnects >= 1 and healthy.counters.reconnects == 0
     with psycopg.connect(database_url) as conn:
