@@ -55,7 +55,7 @@ import psycopg
 
 from coldchain_protocol import generate_private_key, private_key_pem, public_key_pem
 from coldchain_protocol.mqtt import clear_retained
-from controller.storage.db import migrate
+from controller.storage.db import temporary_database
 from edge_agent.outbox import Outbox
 from edge_agent.settings import AgentSettings
 
@@ -608,9 +608,7 @@ def main() -> None:
     if args.cpu_window <= 0 or args.backlog_hours <= 0 or args.backlog_rate < 0:
         parser.error("--cpu-window and --backlog-hours must be > 0, --backlog-rate >= 0")
 
-    name = f"coldchain_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"bench/{uuid.uuid4().hex[:8]}"
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     root = Path(tempfile.mkdtemp(prefix="coldchain-footprint-"))
     result: dict[str, Any] = {
         "host": {
@@ -628,11 +626,11 @@ def main() -> None:
             "shipped_backlog_rate_readings_s": SHIPPED_BACKLOG_RATE,
         },
     }
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        migrate(url)
-        with controller_process(url, prefix, root / "controller.log") as controller:
+        with (
+            temporary_database(ADMIN_URL, prefix="coldchain_bench") as url,
+            controller_process(url, prefix, root / "controller.log") as controller,
+        ):
             if not args.skip_live:
                 result["live"] = live_phase(
                     url, root, prefix, controller, steady_s=args.steady, window_s=args.cpu_window
@@ -664,8 +662,6 @@ def main() -> None:
         args.keep = True
         raise SystemExit(1) from exc
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         clear_retained(MQTT_URL, prefix)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

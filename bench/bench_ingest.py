@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 
 from coldchain_protocol.mqtt import clear_retained
-from controller.storage.db import migrate
+from controller.storage.db import temporary_database
 from edge_agent.clock import SystemClock
 from edge_agent.outbox import Outbox
 from simulators.fleet import FleetSpec, SimulatedFleet
@@ -103,6 +103,15 @@ def distinct_rows(url: str, pattern: str) -> int:
 
 
 @contextmanager
+def retained_cleared(prefix: str) -> Iterator[None]:
+    """Remove the run's retained status messages from the broker, however the run ends."""
+    try:
+        yield
+    finally:
+        clear_retained(MQTT_URL, prefix)
+
+
+@contextmanager
 def controller_process(url: str, prefix: str, group: int) -> Iterator[None]:
     """A controller (ingest only) in its own process, as in production."""
     env = dict(
@@ -160,7 +169,7 @@ async def phase(
     pattern = spec.id_prefix + "%"
     if backlog:
         prefill(workdir, spec, backlog)
-    with controller_process(url, prefix, group):
+    with controller_process(url, prefix, group), retained_cleared(prefix):
         fleet = SimulatedFleet(
             spec=spec, mqtt_url=MQTT_URL, topic_prefix=prefix, workdir=workdir, clock=SystemClock()
         )
@@ -181,7 +190,6 @@ async def phase(
         elapsed = time.monotonic() - started
         watcher.cancel()
         fleet.close()
-        clear_retained(MQTT_URL, prefix)
     stored = count_rows(url, pattern)
     distinct = distinct_rows(url, pattern)
     rates = []
@@ -220,13 +228,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    name = f"coldchain_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     result: dict[str, Any] = {}
-    try:
-        migrate(url)
+    with temporary_database(ADMIN_URL, prefix="coldchain_bench") as url:
         result["copy_ceiling_rows_s"] = round(copy_ceiling(url, args.ceiling_rows))
         common = {
             "max_batch_readings": args.batch,
@@ -277,9 +280,6 @@ def main() -> None:
             result["live"]["offered_readings_s"] = round(
                 args.vehicles * (args.probes + 5) / args.interval
             )
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     ceiling = result["copy_ceiling_rows_s"]
     for key in ("backlog", "live"):
         best = result[key]["best_3s_readings_s"]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from coldchain_protocol.mqtt import clear_retained
+from controller.storage.db import temporary_database
 
 ADMIN_DATABASE_URL = os.environ.get(
     "COLDCHAIN_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -61,20 +62,8 @@ def admin_database_url() -> str:
 @pytest.fixture
 def database_url(admin_database_url: str) -> Iterator[str]:
     """A new, migrated database of this test's own, dropped afterwards."""
-    import psycopg
-
-    from controller.storage.db import migrate
-
-    name = f"coldchain_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_url_for(name)
-    try:
-        migrate(url)
+    with temporary_database(admin_database_url, prefix="coldchain_test") as url:
         yield url
-    finally:
-        with psycopg.connect(admin_database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

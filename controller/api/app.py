@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
@@ -44,7 +44,7 @@ def create_app(
     Limit = Annotated[int, Query(ge=1, le=10_000, description="At most this many rows.")]
 
     @app.get("/health")
-    def health(request: Request) -> dict[str, Any]:
+    def health() -> dict[str, Any]:
         """Liveness: the database answers."""
         rows("SELECT 1", {})
         return {"status": "ok"}

@@ -67,12 +67,12 @@ class IngestStats:
     acks_sent: int = 0
     resend_requests: int = 0
     database_retries: int = 0
-    started_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
 class _KeyCache:
-    url: str
+    """Vehicles' public keys; an unknown vehicle reloads them, at most once a second."""
+
     keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     loaded_at: float = 0.0
 
@@ -106,7 +106,7 @@ class IngestService:
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._key_conn: psycopg.Connection[TupleRow] | None = None
-        self._keys = _KeyCache(settings.database_url)
+        self._keys = _KeyCache()
         self._client: aiomqtt.Client | None = None
         self.client_id = settings.client_id or (
             f"controller-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

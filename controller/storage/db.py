@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from controller.errors import DatabaseUnavailable, MigrationError
@@ -117,3 +121,23 @@ def is_hypertable(conn: psycopg.Connection[TupleRow], table: str) -> bool:
         "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = %s", (table,)
     ).fetchone()
     return row is not None
+
+
+@contextlib.contextmanager
+def temporary_database(admin_url: str, *, prefix: str) -> Iterator[str]:
+    """Create a uniquely named, migrated database; yield its URL; drop it on exit.
+
+    For tests and benchmarks, which must leave no trace on a shared server.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

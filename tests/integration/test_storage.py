@@ -13,8 +13,7 @@ import pytest
 from coldchain_protocol import Reading, TelemetryBatch
 from controller.ingest.gaps import scan_vehicle_gaps
 from controller.ingest.writer import WriteOutcome, write_batches, write_dead_letter
-from controller.storage.db import available_migrations, is_hypertable, migrate
-from tests.conftest import database_url_for
+from controller.storage.db import available_migrations, is_hypertable, migrate, temporary_database
 
 BASE_MS = 1_772_366_400_000  # 2026-03-01T12:00:00Z
 RECEIVED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
@@ -24,16 +23,8 @@ RECEIVED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 def shared_db(admin_database_url: str) -> Iterator[str]:
     """One migrated database for the module (creating one per test is slow); the tests keep
     apart by vehicle id, topic and day, so their order does not matter."""
-    name = f"coldchain_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_url_for(name)
-    try:
-        migrate(url)
+    with temporary_database(admin_database_url, prefix="coldchain_test") as url:
         yield url
-    finally:
-        with psycopg.connect(admin_database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def batch(
