@@ -143,102 +143,11 @@ def demo(
     print_summary(summary, console)
 
 
-@app.command()
-def sim(
-    ctx: typer.Context,
-    scenario: Annotated[
-        str, typer.Option(help="A shipped scenario name (see --list) or a scenario YAML file.")
-    ] = "quiet-day",
-    vehicles: Annotated[
-        int | None, typer.Option(min=1, max=10_000, help="Override the scenario's fleet size.")
-    ] = None,
-    speed: Annotated[
-        float | None, typer.Option(min=1.0, help="Override: simulated seconds per real second.")
-    ] = None,
-    workdir: Annotated[Path, typer.Option(help="Where the agents' outboxes and keys live.")] = Path(
-        "var/sim"
-    ),
-    list_scenarios: Annotated[
-        bool, typer.Option("--list", help="List the shipped scenarios and exit.")
-    ] = False,
-) -> None:
-    """Run a simulated fleet (real edge agents) through a scenario against the broker.
+def _register_simulators() -> None:
+    from simulators.cli import load, sim
 
-    The fleet registers its vehicles in the configured (migrated) database; an in-process
-    ingest shares the fleet's scaled clock; everything stops by itself at the scenario's end.
-    """
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    app.command()(sim)
+    app.command()(load)
 
-    from controller.ingest.service import IngestService
-    from controller.storage.db import connect
-    from edge_agent.clock import ScaledClock
-    from simulators.fleet import FleetSpec, FleetTotals, SimulatedFleet
-    from simulators.run import ScenarioReport, run_scenario
-    from simulators.scenario import ScenarioError, load_scenario, named_scenarios
 
-    console = Console()
-    try:
-        if list_scenarios:
-            for name in named_scenarios():
-                console.print(f"[bold]{name}[/]: {load_scenario(name).description}")
-            return
-        chosen = load_scenario(scenario)
-    except ScenarioError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    settings = settings_of(ctx)
-    fleet_size = vehicles or chosen.vehicles
-    clock = ScaledClock(speed=speed or chosen.speed)
-    fleet = SimulatedFleet(
-        spec=FleetSpec(vehicles=fleet_size, id_prefix="SIM"),
-        mqtt_url=settings.mqtt_url,
-        mqtt_protocol=settings.mqtt_protocol,
-        topic_prefix=settings.topic_prefix,
-        workdir=workdir.resolve(),
-        clock=clock,
-    )
-    try:
-        with connect(settings.database_url) as conn:
-            fleet.provision(conn)
-    except ControllerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task(chosen.name, total=chosen.duration_s, stats="")
-
-        def on_progress(elapsed_s: float, totals: FleetTotals) -> None:
-            progress.update(
-                task,
-                completed=elapsed_s,
-                stats=f"{totals.online}/{totals.vehicles} online, {totals.sampled:,} readings, "
-                f"{totals.acked:,} acked, {totals.alarms_active} alarms active",
-            )
-
-        async def run_with_ingest() -> ScenarioReport:
-            # The fleet runs on a scaled clock, so the controller that checks its timestamps
-            # must share it: ingest runs in this process.
-            service = IngestService(settings=settings, clock=clock)
-            ingest = asyncio.create_task(service.run(), name="ingest")
-            try:
-                return await run_scenario(fleet, chosen, on_progress=on_progress)
-            finally:
-                ingest.cancel()
-                await asyncio.gather(ingest, return_exceptions=True)
-
-        report = asyncio.run(run_with_ingest())
-        progress.update(task, completed=chosen.duration_s)
-    fleet.close()
-    t = report.totals
-    console.print(
-        f"scenario {report.scenario} finished: {report.simulated_s / 3600:.1f} simulated hours in "
-        f"{report.real_s:.0f} s; {t.sampled:,} readings taken, {t.acked:,} acknowledged, "
-        f"{t.outbox_depth:,} still in outboxes, {t.alarms_raised} local alarms raised"
-    )
+_register_simulators()

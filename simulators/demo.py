@@ -7,9 +7,7 @@ PostgreSQL are started, and the demo says so. Agents and controller share one sc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,9 +27,10 @@ from controller.runner import run_controller
 from controller.settings import ControllerSettings
 from controller.storage.db import connect, is_hypertable, migrate
 from edge_agent.clock import ScaledClock
-from simulators.fleet import FleetSpec, FleetTotals, SimulatedFleet
-from simulators.run import apply_faults
+from simulators.fleet import FleetSpec, FleetTotals, SimulatedFleet, newest_reading_s
+from simulators.run import apply_faults, follow_routes
 from simulators.scenario import parse_scenario
+from simulators.world import World, build_world
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,24 +70,6 @@ def ensure_database(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _newest_demo_reading_s(database_url: str, fleet_dir: Path) -> float:
-    """UTC seconds of the newest reading of an earlier demo run (database or outboxes), or 0."""
-    newest_ms = 0
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT (extract(epoch FROM max(ts)) * 1000)::int8 FROM readings"
-            " WHERE vehicle_id LIKE 'DEMO%'"
-        ).fetchone()
-        if row and row[0] is not None:
-            newest_ms = int(row[0])
-    for path in fleet_dir.glob("*.outbox.db"):
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            found = db.execute("SELECT max(ts_ms) FROM outbox").fetchone()
-        if found and found[0] is not None:
-            newest_ms = max(newest_ms, int(found[0]))
-    return newest_ms / 1000 + 1
-
-
 def _free_api_port(host: str, wanted: int) -> int:
     with socket.socket() as sock:
         try:
@@ -116,6 +97,7 @@ class _Dashboard:
         self.fleet, self.service, self.clock = fleet, service, clock
         self.services, self.api_url, self.storage = services, api_url, storage
         self.rows_before = rows_before
+        self.world: World | None = None
         self.rates: deque[tuple[float, int]] = deque(maxlen=6)
 
     def rate(self) -> float:
@@ -147,6 +129,18 @@ class _Dashboard:
             when = datetime.fromtimestamp(event.at_s, UTC).strftime("%H:%M")
             state = "RAISED" if event.raised else "cleared"
             table.add_row("", f"[red]{when} {event.kind} {event.subject} {state}: {event.detail}")
+        if self.world is not None:
+            now_s = self.clock.now_s()
+            plan = self.world.plan
+            placed = sum(1 for o in self.world.orders if o.created_s <= now_s)
+            delivered = sum(1 for d in plan.deliveries.values() if d.arrive_s <= now_s)
+            driving = sum(
+                any(t.depart_s <= now_s < t.end_s for t in trips) for trips in plan.trips.values()
+            )
+            table.add_row(
+                "orders",
+                f"{placed:,} placed, {delivered:,} delivered; {driving} vans on the road",
+            )
         table.add_row("API", f"{self.api_url}/docs  ·  {self.api_url}/api/v1/vehicles")
         notes = "\n".join(self.services.notes)
         return Panel(Group(table, f"[dim]{notes}"), title="cold-chain demo", expand=False)
@@ -182,7 +176,7 @@ async def run_demo(
         start_s = max(
             time.time(),
             await asyncio.to_thread(
-                _newest_demo_reading_s, services.database_url, workdir / "fleet"
+                newest_reading_s, services.database_url, workdir / "fleet", "DEMO"
             ),
         )
         clock = ScaledClock(speed=options.speed, start_s=start_s)
@@ -216,7 +210,8 @@ async def run_demo(
         script = parse_scenario(
             {
                 "vehicles": options.vehicles,
-                "duration_s": 10 * 365 * 86400,
+                "duration_s": _DEMO_PLAN_S,
+                "orders": {"per_day": 20 * options.vehicles},
                 "failures": [
                     {
                         "at_s": options.compressor_failure_after_s,
@@ -228,10 +223,24 @@ async def run_demo(
             name="demo",
         )
 
+        # The vans drive their rounds through the city (orders planned for a day ahead).
+        world = build_world(
+            script, [agent.settings.vehicle_id for agent in fleet.agents], start_s=clock.now_s()
+        )
+        follow_routes(fleet, world)
+        dashboard.world = world
+
         async def scenario() -> None:
             start_s = clock.now_s()
+            applied: set[tuple[int, int]] = set()
             while True:
-                apply_faults(fleet, script, elapsed_s=clock.now_s() - start_s, start_s=start_s)
+                apply_faults(
+                    fleet,
+                    script,
+                    elapsed_s=clock.now_s() - start_s,
+                    start_s=start_s,
+                    applied=applied,
+                )
                 await clock.sleep(30.0)
 
         final: list[FleetTotals] = []
@@ -265,6 +274,9 @@ async def run_demo(
             alarms_raised=totals.alarms_raised,
             dead_letters=service.stats.dead_letters,
         )
+
+
+_DEMO_PLAN_S = 86_400.0  # the demo plans a day of orders; after that the vans stay parked
 
 
 class _DemoOver(Exception):

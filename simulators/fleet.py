@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coldchain_protocol import (
     generate_private_key,
@@ -33,6 +35,7 @@ from edge_agent.alarms import AlarmEvent, CallbackAlarmOutput
 from edge_agent.clock import Clock
 from edge_agent.outbox import Outbox
 from edge_agent.runtime import simulated_driver
+from edge_agent.sensors.simulated import SimulatedVehicleDriver
 from edge_agent.settings import AgentSettings
 
 
@@ -104,7 +107,11 @@ class SimulatedFleet:
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
     agents: list[EdgeAgent] = field(default_factory=list)
     alarms: list[AlarmEvent] = field(default_factory=list)
+    reboots: int = 0
     _active: set[tuple[str, str, str]] = field(default_factory=set)
+    # Agent index -> simulated time its gateway is back up after a reboot.
+    _rebooting: dict[int, float] = field(default_factory=dict)
+    _stopping: bool = False
 
     def provision(self, conn: psycopg.Connection[Any]) -> None:
         """Register every vehicle (reusing keys kept in the workdir) and build its agent."""
@@ -133,21 +140,30 @@ class SimulatedFleet:
                 )
                 conn.commit()
             settings = self._agent_settings(vid, key_file)
-            outbox = Outbox(
-                settings.outbox_path,
-                budget_bytes=settings.outbox_budget_bytes,
-                synchronous=settings.outbox_synchronous,
-            )
-            self.agents.append(
-                EdgeAgent(
-                    settings=settings,
-                    driver=simulated_driver(settings),
-                    clock=self.clock,
-                    key=key,
-                    outbox=outbox,
-                    alarm_outputs=[CallbackAlarmOutput(self._on_alarm)],
-                )
-            )
+            self.agents.append(self._agent(settings, simulated_driver(settings), key))
+
+    def _agent(
+        self, settings: AgentSettings, driver: SimulatedVehicleDriver, key: Ed25519PrivateKey
+    ) -> EdgeAgent:
+        outbox = Outbox(
+            settings.outbox_path,
+            budget_bytes=settings.outbox_budget_bytes,
+            synchronous=settings.outbox_synchronous,
+        )
+        return EdgeAgent(
+            settings=settings,
+            driver=driver,
+            clock=self.clock,
+            key=key,
+            outbox=outbox,
+            alarm_outputs=[CallbackAlarmOutput(self._on_alarm)],
+        )
+
+    def driver(self, index: int) -> SimulatedVehicleDriver:
+        """The simulated vehicle (sensors and physics) behind agent `index`."""
+        driver = self.agents[index].driver
+        assert isinstance(driver, SimulatedVehicleDriver)
+        return driver
 
     def _agent_settings(self, vehicle_id: str, key_file: Path) -> AgentSettings:
         s = self.spec
@@ -188,10 +204,41 @@ class SimulatedFleet:
             self._active.discard(key)
 
     async def run(self) -> None:
-        """Run every agent until cancelled."""
+        """Run every agent until cancelled or stopped (rebooted gateways come back)."""
         async with asyncio.TaskGroup() as tg:
-            for agent in self.agents:
-                tg.create_task(run_until_stopped(agent), name=f"agent-{agent.settings.vehicle_id}")
+            for index, agent in enumerate(self.agents):
+                tg.create_task(self._run_vehicle(index), name=f"agent-{agent.settings.vehicle_id}")
+
+    async def _run_vehicle(self, index: int) -> None:
+        while True:
+            await run_until_stopped(self.agents[index])
+            back_s = self._rebooting.get(index)
+            if back_s is None or self._stopping:
+                return
+            # The gateway is down: the vehicle (physics, sensors) goes on, nothing is sampled
+            # or sent. It boots again as a new agent process on the same outbox and key.
+            old = self.agents[index]
+            await asyncio.to_thread(old.outbox.close)
+            new = self._agent(old.settings, self.driver(index), old.key)
+            new.counters = old.counters
+            self.agents[index] = new
+            await self.clock.sleep(back_s - self.clock.now_s())
+            del self._rebooting[index]
+            self.reboots += 1
+            if self._stopping:
+                return
+
+    def reboot(self, index: int, *, down_s: float) -> bool:
+        """Reboot agent `index`'s gateway: stop it now, boot it again `down_s` simulated s later."""
+        if index in self._rebooting or self._stopping:
+            return False
+        self._rebooting[index] = self.clock.now_s() + down_s
+        self.agents[index].stop()
+        return True
+
+    def rebooting(self, index: int) -> bool:
+        """Whether agent `index`'s gateway is down for a reboot."""
+        return index in self._rebooting
 
     async def drain(self, *, timeout_s: float) -> bool:
         """Stop sampling everywhere and wait (bounded) until every outbox is empty."""
@@ -207,6 +254,7 @@ class SimulatedFleet:
 
     def stop(self) -> None:
         """Ask every agent to stop."""
+        self._stopping = True
         for agent in self.agents:
             agent.stop()
 
@@ -230,3 +278,23 @@ class SimulatedFleet:
         for agent in self.agents:
             with contextlib.suppress(Exception):
                 agent.outbox.close()
+
+
+def newest_reading_s(database_url: str, fleet_dir: Path, id_prefix: str) -> float:
+    """Just after the newest reading an earlier run of this fleet left (database or outboxes),
+    or 0: a new run starts its simulated time after it, so no vehicle's time runs backwards."""
+    newest_ms = 0
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (extract(epoch FROM max(ts)) * 1000)::int8 FROM readings"
+            " WHERE starts_with(vehicle_id, %s)",
+            (id_prefix,),
+        ).fetchone()
+        if row and row[0] is not None:
+            newest_ms = int(row[0])
+    for path in fleet_dir.glob("*.outbox.db"):
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            found = db.execute("SELECT max(ts_ms) FROM outbox").fetchone()
+        if found and found[0] is not None:
+            newest_ms = max(newest_ms, int(found[0]))
+    return newest_ms / 1000 + 1 if newest_ms else 0.0

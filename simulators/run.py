@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from edge_agent.sensors.simulated import SimulatedVehicleDriver
 from simulators.fleet import FleetTotals, SimulatedFleet
-from simulators.scenario import Scenario, faults_at, link_down
+from simulators.scenario import Scenario, faults_at, link_down, reboots_due
+from simulators.world import OrderTotals, World, build_world
 
 _FAULT_STEP_S = 30.0  # simulated seconds between fault updates
 
@@ -23,14 +24,32 @@ class ScenarioReport:
     simulated_s: float
     real_s: float
     totals: FleetTotals
+    orders: OrderTotals
+    reboots: int
+
+
+def follow_routes(fleet: SimulatedFleet, world: World) -> None:
+    """Put every simulated vehicle on its planned trips (GPS, speed, door openings)."""
+    for index, agent in enumerate(fleet.agents):
+        motion = world.plan.motion(agent.settings.vehicle_id, world.city)
+        fleet.driver(index).follow(position=motion.position, door_open=motion.door_open)
 
 
 def apply_faults(
-    fleet: SimulatedFleet, scenario: Scenario, *, elapsed_s: float, start_s: float
+    fleet: SimulatedFleet,
+    scenario: Scenario,
+    *,
+    elapsed_s: float,
+    start_s: float,
+    applied: set[tuple[int, int]],
 ) -> int:
     """Set every simulated compartment's faults for this point of the run; return how many are faulty."""
     faulty = 0
     for number, agent in enumerate(fleet.agents, start=1):
+        for event, down_s in reboots_due(scenario, vehicle=number, elapsed_s=elapsed_s):
+            if (event, number) not in applied:
+                applied.add((event, number))
+                fleet.reboot(number - 1, down_s=down_s)
         if link_down(scenario, vehicle=number, elapsed_s=elapsed_s):
             agent.cut_link()
         else:
@@ -63,13 +82,18 @@ async def run_scenario(
     clock = fleet.clock
     start_s = clock.now_s()
     real_start = time.monotonic()
+    world = build_world(
+        scenario, [agent.settings.vehicle_id for agent in fleet.agents], start_s=start_s
+    )
+    follow_routes(fleet, world)
+    applied: set[tuple[int, int]] = set()
     task = asyncio.create_task(fleet.run(), name="scenario-fleet")
     try:
         while True:
             elapsed = clock.now_s() - start_s
             if elapsed >= scenario.duration_s:
                 break
-            apply_faults(fleet, scenario, elapsed_s=elapsed, start_s=start_s)
+            apply_faults(fleet, scenario, elapsed_s=elapsed, start_s=start_s, applied=applied)
             if on_progress is not None:
                 on_progress(elapsed, fleet.totals())
             await clock.sleep(min(_FAULT_STEP_S, scenario.duration_s - elapsed))
@@ -83,5 +107,10 @@ async def run_scenario(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return ScenarioReport(
-        scenario.name, clock.now_s() - start_s, time.monotonic() - real_start, totals
+        scenario=scenario.name,
+        simulated_s=clock.now_s() - start_s,
+        real_s=time.monotonic() - real_start,
+        totals=totals,
+        orders=world.totals(),
+        reboots=fleet.reboots,
     )

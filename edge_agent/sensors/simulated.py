@@ -158,6 +158,11 @@ class SimulatedVehicleDriver:
             for spec in specs
         }
 
+    def follow(self, *, position: PositionSource, door_open: DoorSchedule) -> None:
+        """Drive a new route: where the vehicle is and when its doors open, from now on."""
+        self._position = position
+        self._door_open = door_open
+
     def inject(self, compartment_id: str, faults: Faults) -> None:
         """Replace a compartment's faults; they act from the last `sample`'s time on."""
         compartment = self._compartment(compartment_id)

@@ -137,8 +137,27 @@ def test_sim_command_runs_a_scenario_file(
         row = conn.execute("SELECT count(*) FROM readings WHERE channel = 'power' AND value = 0")
         power_off = row.fetchone()
         total = conn.execute("SELECT count(*) FROM readings").fetchone()
+        moving = conn.execute(
+            "SELECT max(value), count(DISTINCT value) FROM readings WHERE channel = 'gps:speed'"
+        ).fetchone()
+        places = conn.execute(
+            "SELECT count(DISTINCT round(value::numeric, 4)) FROM readings WHERE channel = 'gps:lat'"
+        ).fetchone()
+        doors = conn.execute(
+            "SELECT count(*) FILTER (WHERE value = 1) FROM readings WHERE channel = 'door:c1'"
+        ).fetchone()
+        local_hours = conn.execute(
+            "SELECT min(extract(hour FROM ts AT TIME ZONE 'Asia/Shanghai')) FROM readings"
+        ).fetchone()
     assert total is not None and total[0] == taken > 0
     assert power_off is not None and power_off[0] > 0, "the scripted power loss was recorded"
+    # The vans drive their planned rounds through the city: GPS moves at city speeds and the
+    # doors open at the depot and at stops; the day starts at 07:00 local time.
+    assert moving is not None and 10 < moving[0] <= 80 and moving[1] > 3
+    assert places is not None and places[0] > 20
+    assert doors is not None and doors[0] > 0
+    assert local_hours is not None and int(local_hours[0]) == 7
+    assert re.search(r"orders: [\d,]+ placed", out), out[-1000:]
 
 
 async def test_link_outage_scenario_loses_nothing(
@@ -171,3 +190,44 @@ async def test_link_outage_scenario_loses_nothing(
         assert count == distinct == max_seq == committed[agent.settings.vehicle_id], "once"
     assert by_vehicle["NET0001"][3] > 0, "readings held during the outage arrive as history"
     assert report.totals.outbox_depth == 0
+
+
+async def test_gateway_reboot_scenario_keeps_every_reading_and_starts_a_new_boot(
+    database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    run = await run_with_ingest(
+        {
+            "vehicles": 2,
+            "speed": 900,
+            "duration_s": 2 * 3600,
+            "failures": [
+                {"at_s": 1800, "vehicles": 1, "kind": "gateway_reboot", "duration_s": 900}
+            ],
+        },
+        id_prefix="RBT",
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=topic_prefix,
+        workdir=tmp_path,
+    )
+    assert run.fleet.reboots == 1
+    with psycopg.connect(database_url) as conn:
+        boots = dict(
+            conn.execute(
+                "SELECT vehicle_id, count(DISTINCT boot_id) FROM readings GROUP BY vehicle_id"
+            ).fetchall()
+        )
+        rows = conn.execute(
+            "SELECT vehicle_id, count(*), count(DISTINCT seq), max(seq) FROM readings"
+            " GROUP BY vehicle_id"
+        ).fetchall()
+        # The longest silence between two stored sample times of the rebooted vehicle.
+        silence = conn.execute(
+            "SELECT max(d) FROM (SELECT extract(epoch FROM ts - lag(ts) OVER (ORDER BY ts)) AS d"
+            " FROM (SELECT DISTINCT ts FROM readings WHERE vehicle_id = 'RBT0001') t) g"
+        ).fetchone()
+    assert boots == {"RBT0001": 2, "RBT0002": 1}
+    for vehicle_id, count, distinct, max_seq in rows:
+        assert count == distinct == max_seq == run.committed[vehicle_id], "gap-free, once"
+    # Down for 900 simulated seconds: no readings are invented for that time.
+    assert silence is not None and 850 <= float(silence[0]) <= 1000

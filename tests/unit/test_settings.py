@@ -77,7 +77,7 @@ def test_agent_settings_from_a_toml_file(tmp_path: Path) -> None:
     # Defaults for what the file leaves out, with the GSP numbers.
     assert s.excursion_publish_interval_s == 120
     assert s.publish_interval_s == 30
-    assert s.alarm_delay_s == 60
+    assert s.alarm_delay_s == 300
     assert s.outbox_synchronous == "FULL"
     assert s.status_file is None
 
