@@ -33,6 +33,24 @@ class ControllerSettings(FileSettings):
     gap_grace_s: float = Field(default=30.0, ge=0)
     gap_check_interval_s: float = Field(default=10.0, gt=0)
     # Where `coldchain vehicles add` writes gateway files and broker credentials.
+    # Compliance: the rulebook file (empty: the shipped GSP rulebook), the link-loss check and
+    # the notification channels alarms go out through.
+    rulebook_file: str = ""
+    evaluation: bool = True
+    link_check_interval_s: float = Field(default=15.0, gt=0)
+    notify_interval_s: float = Field(default=5.0, gt=0)
+    public_url: str = ""  # where people acknowledge alarms (put in notifications)
+    notify_log: bool = True
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "coldchain@localhost"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""
     credentials_dir: str = "var/credentials"
     broker_password_file: str = "var/mosquitto/passwords"
 
@@ -41,6 +59,21 @@ class ControllerSettings(FileSettings):
     def _postgres_url(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("rulebook_file")
+    @classmethod
+    def _rulebook_loads(cls, value: str) -> str:
+        if value:
+            from pathlib import Path
+
+            from controller.compliance.errors import RulebookError
+            from controller.compliance.rulebook import load_rulebook
+
+            try:
+                load_rulebook(Path(value))
+            except RulebookError as exc:
+                raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("mqtt_url")

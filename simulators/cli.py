@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -45,7 +46,7 @@ def sim(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from controller.ingest.service import IngestService
+    from controller.runner import ControllerCore
     from controller.storage.db import connect
     from edge_agent.clock import ScaledClock
     from simulators.city import SHANGHAI_UTC_OFFSET_H
@@ -110,13 +111,19 @@ def sim(
         async def run_with_ingest() -> ScenarioReport:
             # The fleet runs on a scaled clock, so the controller that checks its timestamps
             # must share it: ingest runs in this process.
-            service = IngestService(settings=settings, clock=clock)
-            ingest = asyncio.create_task(service.run(), name="ingest")
+            # Ingest, GSP evaluation and escalation; notifications are recorded in the alarms'
+            # audit trail but not logged over the progress display.
+            core = ControllerCore(
+                settings=settings.model_copy(update={"notify_log": False}), clock=clock
+            )
+            running = asyncio.create_task(core.run(), name="controller")
             try:
-                return await run_scenario(fleet, chosen, on_progress=on_progress)
+                report = await run_scenario(fleet, chosen, on_progress=on_progress)
+                await core.evaluation.drained(timeout_s=30.0)
+                return report
             finally:
-                ingest.cancel()
-                await asyncio.gather(ingest, return_exceptions=True)
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
 
         report = asyncio.run(run_with_ingest())
         progress.update(task, completed=chosen.duration_s)
@@ -133,6 +140,14 @@ def sim(
         f"channel), {o.delivered:,} delivered on {o.trips:,} trips ({o.late:,} late), "
         f"{o.unserved:,} not served"
     )
+    with connect(settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT kind, count(*), count(*) FILTER (WHERE condition_active) FROM alarms"
+            " WHERE starts_with(vehicle_id, 'SIM') AND data_ts >= %s GROUP BY kind ORDER BY kind",
+            (datetime.fromtimestamp(start_s, UTC),),
+        ).fetchall()
+    summary = ", ".join(f"{kind} {n} ({active} still active)" for kind, n, active in rows)
+    console.print(f"controller alarms: {summary or 'none'}")
 
 
 def load(

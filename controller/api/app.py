@@ -13,13 +13,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from controller.api.compliance_routes import compliance_router
+from controller.compliance.rulebook import Rulebook, load_rulebook
 from controller.settings import ControllerSettings
+from edge_agent.clock import Clock, SystemClock
 
 
 def create_app(
     settings: ControllerSettings,
     *,
     ingest_stats: Callable[[], dict[str, Any]] | None = None,
+    rules: Rulebook | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Build the API; the connection pool opens with the app and closes with it."""
     pool = ConnectionPool(
@@ -129,6 +134,15 @@ def create_app(
             {},
         )[0]
         return {"process": ingest_stats() if ingest_stats else None, "totals": totals}
+
+    app.include_router(
+        compliance_router(
+            pool=pool,
+            rules=rules or load_rulebook(),
+            now_s=(clock or SystemClock()).now_s,
+            database_url=settings.database_url,
+        )
+    )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -28,6 +28,7 @@ from coldchain_protocol import (
     ResendRequest,
     SignatureError,
     Status,
+    TelemetryBatch,
     Topics,
     encode_ack,
     encode_resend,
@@ -107,6 +108,8 @@ class IngestService:
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._key_conn: psycopg.Connection[TupleRow] | None = None
         self._keys = _KeyCache()
+        # Called with every group of batches once it is committed (e.g. the GSP evaluation).
+        self.observers: list[Callable[[Sequence[TelemetryBatch]], None]] = []
         self._client: aiomqtt.Client | None = None
         self.client_id = settings.client_id or (
             f"controller-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -203,9 +206,12 @@ class IngestService:
     async def _committing(self, checked: asyncio.Queue[tuple[Triage, datetime]]) -> None:
         while True:
             result, received_at = await checked.get()
-            outbound = await self._retrying(self._commit, result, received_at)
+            outbound, fresh = await self._retrying(self._commit, result, received_at)
             self.stats.acks_sent += len(outbound)
             await self._publish(outbound)
+            if fresh:
+                for observer in self.observers:
+                    observer(fresh)
 
     async def _retrying(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking database work in a thread, retrying while the database is down."""
@@ -234,7 +240,9 @@ class IngestService:
             conn.close()
             raise
 
-    def _commit(self, result: Triage, received_at: datetime) -> list[Outbound]:
+    def _commit(
+        self, result: Triage, received_at: datetime
+    ) -> tuple[list[Outbound], list[TelemetryBatch]]:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.settings.database_url)
         conn = self._conn
@@ -246,8 +254,11 @@ class IngestService:
 
     def _commit_on(
         self, conn: psycopg.Connection[TupleRow], result: Triage, received_at: datetime
-    ) -> list[Outbound]:
+    ) -> tuple[list[Outbound], list[TelemetryBatch]]:
+        """Store a checked group; returns the acks to send and the batches that brought new
+        readings (a redelivery of stored readings brings none)."""
         outbound: list[Outbound] = []
+        fresh: list[TelemetryBatch] = []
         for letter in result.dead_letters:
             self.stats.dead_letters += 1
             log.warning("dead letter on %s: %s", letter.topic, letter.reason)
@@ -268,6 +279,8 @@ class IngestService:
             self.stats.batches += len(result.accepted)
             for batch, outcome in zip(result.accepted, outcomes, strict=True):
                 self.stats.readings_inserted += outcome.inserted
+                if outcome.inserted:
+                    fresh.append(batch)
                 self.stats.readings_duplicate += outcome.duplicates
                 if outcome.duplicates:
                     self.stats.dedup_fallbacks += 1
@@ -275,7 +288,7 @@ class IngestService:
                     batch.batch_id, seq_ranges([r.seq for r in batch.readings]), outcome.duplicates
                 )
                 outbound.append((self.topics.ack(batch.vehicle_id), encode_ack(ack)))
-        return outbound
+        return outbound, fresh
 
     def _store_status(
         self, conn: psycopg.Connection[TupleRow], vehicle_id: str, status: Status

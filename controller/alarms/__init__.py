@@ -1,0 +1,1 @@
+"""Alarm notification: channels that reach designated people, and one round of dispatch."""

@@ -1,0 +1,637 @@
+"""GSP evaluation on ingest: each committed batch updates its compartments' state, excursions
+and alarms in one transaction; back-filled data re-runs the affected history; vehicles that
+stop reporting or lose power raise their own alarms.
+
+State lives in `compartment_state` and is read with a row lock for every batch, so a restarted
+controller (or another replica on the shared subscription) carries on exactly where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.rows import TupleRow
+
+from coldchain_protocol import TelemetryBatch
+from controller.alarms.repository import clear_condition, publish_event, raise_alarm
+from controller.compliance.errors import UnknownTemperatureClassError
+from controller.compliance.excursions import Excursion
+from controller.compliance.models import Sample
+from controller.compliance.prediction import predict_band_exit
+from controller.compliance.rulebook import Rulebook
+from controller.compliance.rulebook_sections import TemperatureClass
+from controller.evaluation.monitor import (
+    CompartmentView,
+    ExcursionEnded,
+    ExcursionStarted,
+    replay,
+)
+from controller.settings import ControllerSettings
+from controller.storage.db import connect
+from edge_agent.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# A back-fill re-runs history from this long before its oldest reading (or from the start of an
+# excursion still open then), so an out-of-band run in progress is seen whole.
+REEVALUATION_CONTEXT_S = 3600.0
+
+
+def _dt(ts_s: float) -> datetime:
+    return datetime.fromtimestamp(ts_s, UTC)
+
+
+def _fmt(ts_s: float) -> str:
+    return _dt(ts_s).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class CompartmentInfo:
+    """What the registry says about one compartment."""
+
+    band: TemperatureClass
+    probe_ids: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class EvaluationStats:
+    """Counters of the evaluation service."""
+
+    batches: int = 0
+    samples: int = 0
+    excursions_opened: int = 0
+    excursions_closed: int = 0
+    predictions_warned: int = 0
+    reevaluations: int = 0
+    link_alarms: int = 0
+    power_alarms: int = 0
+    skipped_compartments: int = 0
+
+
+class EvaluationService:
+    """Evaluates committed telemetry against the rulebook; one per controller process."""
+
+    def __init__(self, *, settings: ControllerSettings, rules: Rulebook, clock: Clock) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.clock = clock
+        self.stats = EvaluationStats()
+        self._queue: asyncio.Queue[list[TelemetryBatch]] = asyncio.Queue()
+        self._conn: psycopg.Connection[TupleRow] | None = None
+        self._registry: dict[str, dict[str, CompartmentInfo]] = {}
+        self._last_data_s: dict[str, float] = {}
+        self._link_alarmed: set[str] = set()
+        self._power_alarmed: set[str] = set()
+        self._loaded = False
+
+    # -- wiring ----------------------------------------------------------------------------
+
+    def submit(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Queue batches the ingest has just committed (called on the event loop)."""
+        if batches:
+            self._queue.put_nowait(list(batches))
+
+    async def drained(self, *, timeout_s: float) -> bool:
+        """Wait (bounded) until every submitted batch has been evaluated."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            return False
+        return True
+
+    def pending(self) -> int:
+        """Batch groups waiting to be evaluated."""
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Evaluate queued batches and watch for silent vehicles until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._evaluating(), name="evaluation")
+            tg.create_task(self._watching_links(), name="evaluation-links")
+
+    async def _evaluating(self) -> None:
+        while True:
+            group = await self._queue.get()
+            taken = 1
+            while not self._queue.empty() and len(group) < 500:
+                group.extend(self._queue.get_nowait())
+                taken += 1
+            try:
+                await self._retrying(self.evaluate, group)
+            finally:
+                for _ in range(taken):
+                    self._queue.task_done()
+
+    async def _watching_links(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.link_check_interval_s)
+            await self._retrying(self.check_links, self.clock.now_s())
+
+    async def _retrying(self, work: Any, *args: Any) -> None:
+        delay_s = 0.2
+        while True:
+            try:
+                await asyncio.to_thread(work, *args)
+                return
+            except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as exc:
+                log.warning("evaluation: database unavailable (%s); retrying", exc)
+                if self._conn is not None:
+                    self._conn.close()
+                await asyncio.sleep(delay_s)
+                delay_s = min(5.0, delay_s * 2)
+
+    def _connection(self) -> psycopg.Connection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.settings.database_url)
+        if not self._loaded:
+            self._load(self._conn)
+        return self._conn
+
+    def _load(self, conn: psycopg.Connection[TupleRow]) -> None:
+        """After a restart: which vehicles reported when, which alarms are active."""
+        for vehicle_id, last in conn.execute(
+            "SELECT vehicle_id, extract(epoch FROM max(last_ts)) FROM compartment_state"
+            " GROUP BY vehicle_id"
+        ):
+            if last is not None:
+                self._last_data_s[vehicle_id] = float(last)
+        for kind, vehicle_id in conn.execute(
+            "SELECT kind, vehicle_id FROM alarms WHERE state <> 'resolved' AND condition_active"
+            " AND kind IN ('link_loss', 'power_loss')"
+        ):
+            (self._link_alarmed if kind == "link_loss" else self._power_alarmed).add(vehicle_id)
+        conn.commit()
+        self._loaded = True
+
+    def _compartments(
+        self, conn: psycopg.Connection[TupleRow], vehicle_id: str
+    ) -> dict[str, CompartmentInfo]:
+        known = self._registry.get(vehicle_id)
+        if known is not None:
+            return known
+        probes: dict[str, list[str]] = defaultdict(list)
+        for compartment_id, probe_id in conn.execute(
+            "SELECT compartment_id, probe_id FROM probes WHERE vehicle_id = %s ORDER BY probe_id",
+            (vehicle_id,),
+        ):
+            probes[compartment_id].append(probe_id)
+        found: dict[str, CompartmentInfo] = {}
+        for compartment_id, class_name in conn.execute(
+            "SELECT compartment_id, temperature_class FROM compartments WHERE vehicle_id = %s",
+            (vehicle_id,),
+        ):
+            try:
+                band = self.rules.temperature_class(class_name)
+            except UnknownTemperatureClassError:
+                log.error(
+                    "vehicle %s compartment %s: temperature class %r is not in rulebook %s",
+                    vehicle_id,
+                    compartment_id,
+                    class_name,
+                    self.rules.version,
+                )
+                continue
+            found[compartment_id] = CompartmentInfo(band, tuple(probes[compartment_id]))
+        self._registry[vehicle_id] = found
+        return found
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, batches: Sequence[TelemetryBatch]) -> None:
+        """Evaluate committed batches in one transaction (then re-run any back-filled history)."""
+        conn = self._connection()
+        now_s = self.clock.now_s()
+        samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+        live: set[tuple[str, str]] = set()
+        power: dict[str, tuple[float, float]] = {}
+        newest: dict[str, float] = {}
+        for batch in batches:
+            vehicle_id = batch.vehicle_id
+            for reading in batch.readings:
+                ts_s = reading.ts_ms / 1000.0
+                channel = reading.channel
+                if channel.startswith("temp:"):
+                    _, compartment_id, probe_id = channel.split(":", 2)
+                    samples[(vehicle_id, compartment_id)].append(
+                        Sample(ts_s, probe_id, reading.value)
+                    )
+                    if not batch.history:
+                        live.add((vehicle_id, compartment_id))
+                elif channel == "power" and ts_s >= power.get(vehicle_id, (-1.0, 0.0))[0]:
+                    power[vehicle_id] = (ts_s, reading.value)
+                newest[vehicle_id] = max(newest.get(vehicle_id, 0.0), ts_s)
+        late: list[tuple[str, str, float]] = []
+        with conn.transaction():
+            for key in sorted(samples):  # a fixed lock order: replicas never deadlock
+                vehicle_id, compartment_id = key
+                info = self._compartments(conn, vehicle_id).get(compartment_id)
+                if info is None:
+                    self.stats.skipped_compartments += 1
+                    continue
+                batch_samples = samples[key]
+                self.stats.samples += len(batch_samples)
+                view = self._view(conn, vehicle_id, compartment_id, info)
+                if view.is_late(batch_samples):
+                    late.append((vehicle_id, compartment_id, min(s.ts_s for s in batch_samples)))
+                for effect in view.feed(batch_samples):
+                    self._apply(conn, vehicle_id, compartment_id, effect, now_s=now_s)
+                prediction = None
+                if key in live and view.status == "in_band":
+                    prediction = self._predict(conn, vehicle_id, compartment_id, view, now_s)
+                elif view.status == "excursion":
+                    self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "excursion")
+                self._save(conn, vehicle_id, compartment_id, view, prediction, now_s)
+            for vehicle_id, (ts_s, value) in power.items():
+                self._power(conn, vehicle_id, ts_s, value, now_s)
+            for vehicle_id, ts_s in newest.items():
+                self._last_data_s[vehicle_id] = max(self._last_data_s.get(vehicle_id, 0.0), ts_s)
+                if vehicle_id in self._link_alarmed and (
+                    now_s - self._last_data_s[vehicle_id] < self.rules.link.loss_after_s
+                ):
+                    clear_condition(
+                        conn,
+                        kind="link_loss",
+                        vehicle_id=vehicle_id,
+                        now=_dt(now_s),
+                        detail=f"data again from {_fmt(ts_s)}",
+                    )
+                    self._link_alarmed.discard(vehicle_id)
+        self.stats.batches += len(batches)
+        for vehicle_id, compartment_id, from_s in late:
+            self.reevaluate(vehicle_id, compartment_id, from_s=from_s)
+
+    def _view(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        info: CompartmentInfo,
+    ) -> CompartmentView:
+        row = conn.execute(
+            "SELECT tracker FROM compartment_state WHERE vehicle_id = %s AND compartment_id = %s"
+            " FOR UPDATE",
+            (vehicle_id, compartment_id),
+        ).fetchone()
+        view = CompartmentView.resume(
+            band=info.band,
+            rules=self.rules,
+            probe_ids=info.probe_ids,
+            saved=None if row is None else row[0],
+        )
+        if view.restarted:
+            log.warning(
+                "%s/%s: saved state does not match rulebook %s; evaluation starts afresh",
+                vehicle_id,
+                compartment_id,
+                self.rules.version,
+            )
+        return view
+
+    def _apply(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        effect: ExcursionStarted | ExcursionEnded,
+        *,
+        now_s: float,
+        backfilled: bool = False,
+    ) -> None:
+        e = effect.excursion
+        if isinstance(effect, ExcursionStarted):
+            self._insert_excursion(conn, vehicle_id, compartment_id, e)
+            self._raise_excursion(conn, vehicle_id, compartment_id, e, now_s, backfilled)
+            self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "excursion")
+            self.stats.excursions_opened += 1
+        else:
+            self._close_excursion(conn, vehicle_id, compartment_id, e)
+            clear_condition(
+                conn,
+                kind="excursion",
+                vehicle_id=vehicle_id,
+                compartment_id=compartment_id,
+                now=_dt(now_s),
+                detail=f"back in band from {_fmt(e.end_s or e.last_s)}; peak {e.peak_c:.2f} °C",
+            )
+            self.stats.excursions_closed += 1
+
+    def _raise_excursion(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        e: Excursion,
+        now_s: float,
+        backfilled: bool,
+    ) -> None:
+        band = self._compartments(conn, vehicle_id)[compartment_id].band
+        limits = f"{band.low_c if band.low_c is not None else '-inf'}-{band.high_c} °C"
+        source = " (found in back-filled data)" if backfilled else ""
+        raise_alarm(
+            conn,
+            kind="excursion",
+            vehicle_id=vehicle_id,
+            compartment_id=compartment_id,
+            severity="critical",
+            detail=f"{e.direction} excursion out of {band.name} {limits} since "
+            f"{_fmt(e.start_s)}, peak {e.peak_c:.2f} °C on {', '.join(e.probe_ids)}{source}",
+            data_ts=_dt(e.start_s),
+            now=_dt(now_s),
+            rulebook_version=self.rules.version,
+        )
+
+    def _insert_excursion(
+        self, conn: psycopg.Connection[TupleRow], vehicle_id: str, compartment_id: str, e: Excursion
+    ) -> None:
+        conn.execute(
+            "INSERT INTO excursions (vehicle_id, compartment_id, direction, start_ts, end_ts,"
+            " confirmed_ts, peak_c, probes, rulebook_version) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                vehicle_id,
+                compartment_id,
+                e.direction,
+                _dt(e.start_s),
+                None if e.end_s is None else _dt(e.end_s),
+                _dt(e.confirmed_s),
+                e.peak_c,
+                list(e.probe_ids),
+                self.rules.version,
+            ),
+        )
+
+    def _close_excursion(
+        self, conn: psycopg.Connection[TupleRow], vehicle_id: str, compartment_id: str, e: Excursion
+    ) -> None:
+        conn.execute(
+            "UPDATE excursions SET end_ts = %s, peak_c = %s, probes = %s, decided_at = now()"
+            " WHERE vehicle_id = %s AND compartment_id = %s AND start_ts = %s",
+            (
+                None if e.end_s is None else _dt(e.end_s),
+                e.peak_c,
+                list(e.probe_ids),
+                vehicle_id,
+                compartment_id,
+                _dt(e.start_s),
+            ),
+        )
+
+    def _predict(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        view: CompartmentView,
+        now_s: float,
+    ) -> dict[str, Any] | None:
+        at_s = view.tracker.last_instant_s
+        if at_s is None:
+            return None
+        settings = self.rules.prediction
+        since_s = at_s - settings.window_s - settings.confirm_s
+        recent = [
+            Sample(float(ts), channel.rsplit(":", 1)[1], float(value))
+            for ts, channel, value in conn.execute(
+                "SELECT extract(epoch FROM ts), channel, value FROM readings"
+                " WHERE vehicle_id = %s AND ts >= %s AND ts <= %s AND channel LIKE %s",
+                (vehicle_id, _dt(since_s), _dt(at_s), f"temp:{compartment_id}:%"),
+            )
+        ]
+        prediction = predict_band_exit(recent, band=view.band, rules=self.rules, now_s=at_s)
+        if prediction.warn and prediction.time_to_leave_band_s is not None:
+            minutes = prediction.time_to_leave_band_s / 60
+            rate = prediction.rate_c_per_h or 0.0
+            self.stats.predictions_warned += 1
+            raise_alarm(
+                conn,
+                kind="excursion_predicted",
+                vehicle_id=vehicle_id,
+                compartment_id=compartment_id,
+                severity="warning",
+                detail=f"predicted to leave {view.band.name} ({prediction.predicted_exit}) in "
+                f"{minutes:.0f} min; air {prediction.current_c:.2f} °C, {rate:+.1f} °C/h "
+                f"(fit R² {prediction.fit_quality:.2f})",
+                data_ts=_dt(at_s),
+                now=_dt(now_s),
+                rulebook_version=self.rules.version,
+            )
+        elif prediction.time_to_leave_band_s is None:
+            self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "no exit predicted")
+        return {
+            "at_s": prediction.at_s,
+            "warn": prediction.warn,
+            "time_to_leave_band_s": prediction.time_to_leave_band_s,
+            "predicted_exit": prediction.predicted_exit,
+            "rate_c_per_h": prediction.rate_c_per_h,
+            "fit_quality": prediction.fit_quality,
+        }
+
+    def _clear_prediction(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        now_s: float,
+        why: str,
+    ) -> None:
+        clear_condition(
+            conn,
+            kind="excursion_predicted",
+            vehicle_id=vehicle_id,
+            compartment_id=compartment_id,
+            now=_dt(now_s),
+            detail=why,
+        )
+
+    def _save(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        compartment_id: str,
+        view: CompartmentView,
+        prediction: dict[str, Any] | None,
+        now_s: float,
+    ) -> None:
+        last_s = view.last_instant_s
+        state = {
+            "vehicle_id": vehicle_id,
+            "compartment_id": compartment_id,
+            "temperature_class": view.band.name,
+            "status": view.status,
+            "last_ts": None if last_s is None else _dt(last_s).isoformat(),
+            "in_band_since": None
+            if view.in_band_since_s is None
+            else _dt(view.in_band_since_s).isoformat(),
+            "latest_c": view.latest_c,
+            "prediction": prediction,
+            "rulebook_version": self.rules.version,
+        }
+        conn.execute(
+            "INSERT INTO compartment_state (vehicle_id, compartment_id, temperature_class,"
+            " rulebook_version, status, last_ts, in_band_since, latest, prediction, tracker,"
+            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (vehicle_id, compartment_id) DO UPDATE SET"
+            " temperature_class = excluded.temperature_class,"
+            " rulebook_version = excluded.rulebook_version, status = excluded.status,"
+            " last_ts = excluded.last_ts, in_band_since = excluded.in_band_since,"
+            " latest = excluded.latest,"
+            " prediction = coalesce(excluded.prediction, compartment_state.prediction),"
+            " tracker = excluded.tracker, updated_at = excluded.updated_at",
+            (
+                vehicle_id,
+                compartment_id,
+                view.band.name,
+                self.rules.version,
+                view.status,
+                None if last_s is None else _dt(last_s),
+                None if view.in_band_since_s is None else _dt(view.in_band_since_s),
+                orjson.dumps(view.latest_c).decode(),
+                None if prediction is None else orjson.dumps(prediction).decode(),
+                orjson.dumps(view.saved()).decode(),
+                _dt(now_s),
+            ),
+        )
+        publish_event(conn, {"type": "compartment", "state": state})
+
+    def _power(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        vehicle_id: str,
+        ts_s: float,
+        value: float,
+        now_s: float,
+    ) -> None:
+        if value < 0.5 and vehicle_id not in self._power_alarmed:
+            raise_alarm(
+                conn,
+                kind="power_loss",
+                vehicle_id=vehicle_id,
+                severity="critical",
+                detail=f"refrigeration power lost at {_fmt(ts_s)}",
+                data_ts=_dt(ts_s),
+                now=_dt(now_s),
+                rulebook_version=self.rules.version,
+            )
+            self._power_alarmed.add(vehicle_id)
+            self.stats.power_alarms += 1
+        elif value >= 0.5 and vehicle_id in self._power_alarmed:
+            clear_condition(
+                conn,
+                kind="power_loss",
+                vehicle_id=vehicle_id,
+                now=_dt(now_s),
+                detail=f"power back at {_fmt(ts_s)}",
+            )
+            self._power_alarmed.discard(vehicle_id)
+
+    # -- silent vehicles -------------------------------------------------------------------
+
+    def check_links(self, now_s: float) -> list[str]:
+        """Raise a link-loss alarm for every vehicle silent longer than the rulebook allows."""
+        conn = self._connection()
+        limit_s = self.rules.link.loss_after_s
+        silent = [
+            (vehicle_id, last_s)
+            for vehicle_id, last_s in self._last_data_s.items()
+            if now_s - last_s > limit_s and vehicle_id not in self._link_alarmed
+        ]
+        if not silent:
+            return []
+        with conn.transaction():
+            for vehicle_id, last_s in silent:
+                raise_alarm(
+                    conn,
+                    kind="link_loss",
+                    vehicle_id=vehicle_id,
+                    severity="critical",
+                    detail=f"no data since {_fmt(last_s)} ({(now_s - last_s) / 60:.0f} min; "
+                    f"limit {limit_s / 60:g} min)",
+                    data_ts=_dt(last_s),
+                    now=_dt(now_s),
+                    rulebook_version=self.rules.version,
+                )
+                self._link_alarmed.add(vehicle_id)
+                self.stats.link_alarms += 1
+        return [vehicle_id for vehicle_id, _ in silent]
+
+    # -- back-fill -------------------------------------------------------------------------
+
+    def reevaluate(self, vehicle_id: str, compartment_id: str, *, from_s: float) -> int:
+        """Re-run a compartment's history from before `from_s`; returns excursions it found
+        that were not known before (each raises its alarm, marked as back-filled)."""
+        conn = self._connection()
+        info = self._compartments(conn, vehicle_id).get(compartment_id)
+        if info is None:
+            return 0
+        now_s = self.clock.now_s()
+        with conn.transaction():
+            conn.execute(
+                "SELECT 1 FROM compartment_state WHERE vehicle_id = %s AND compartment_id = %s"
+                " FOR UPDATE",
+                (vehicle_id, compartment_id),
+            )
+            start_s = from_s - REEVALUATION_CONTEXT_S
+            row = conn.execute(
+                "SELECT extract(epoch FROM min(start_ts)) FROM excursions WHERE vehicle_id = %s"
+                " AND compartment_id = %s AND (end_ts IS NULL OR end_ts >= %s)",
+                (vehicle_id, compartment_id, _dt(start_s)),
+            ).fetchone()
+            if row is not None and row[0] is not None:
+                start_s = min(start_s, float(row[0]))
+            history = [
+                Sample(float(ts), channel.rsplit(":", 1)[1], float(value))
+                for ts, channel, value in conn.execute(
+                    "SELECT extract(epoch FROM ts), channel, value FROM readings"
+                    " WHERE vehicle_id = %s AND ts >= %s AND channel LIKE %s",
+                    (vehicle_id, _dt(start_s), f"temp:{compartment_id}:%"),
+                )
+            ]
+            view, found = replay(
+                band=info.band, rules=self.rules, probe_ids=info.probe_ids, samples=history
+            )
+            known = {
+                round(float(start) * 1000): excursion_id
+                for excursion_id, start in conn.execute(
+                    "SELECT excursion_id, extract(epoch FROM start_ts) FROM excursions"
+                    " WHERE vehicle_id = %s AND compartment_id = %s AND start_ts >= %s",
+                    (vehicle_id, compartment_id, _dt(start_s)),
+                )
+            }
+            new = 0
+            for excursion in found:
+                key = round(excursion.start_s * 1000)
+                if key in known:
+                    del known[key]
+                    self._close_excursion(conn, vehicle_id, compartment_id, excursion)
+                    continue
+                new += 1
+                self._insert_excursion(conn, vehicle_id, compartment_id, excursion)
+                self._raise_excursion(
+                    conn, vehicle_id, compartment_id, excursion, now_s, backfilled=True
+                )
+                self.stats.excursions_opened += 1
+            if found and found[-1].end_s is not None:
+                clear_condition(
+                    conn,
+                    kind="excursion",
+                    vehicle_id=vehicle_id,
+                    compartment_id=compartment_id,
+                    now=_dt(now_s),
+                    detail=f"back in band from {_fmt(found[-1].end_s)} (back-filled data)",
+                )
+            if known:  # excursions the fuller data no longer supports (derived records)
+                conn.execute(
+                    "DELETE FROM excursions WHERE excursion_id = ANY(%s)", (list(known.values()),)
+                )
+            self._save(conn, vehicle_id, compartment_id, view, None, now_s)
+        self.stats.reevaluations += 1
+        return new
