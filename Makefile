@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test demo services lint typecheck pytest bench-ingest bench-footprint clean
+.PHONY: test demo services lint typecheck pytest bench-ingest bench-footprint bench-alerts clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,9 @@ demo: $(STAMP)
 
 bench-ingest: $(STAMP) services
 	$(PY) bench/bench_ingest.py
+
+bench-alerts: $(STAMP) services
+	$(PY) bench/bench_alerts.py
 
 bench-footprint: $(STAMP) services
 	$(PY) bench/bench_footprint.py

@@ -38,6 +38,8 @@ class ControllerSettings(FileSettings):
     rulebook_file: str = ""
     evaluation: bool = True
     link_check_interval_s: float = Field(default=15.0, gt=0)
+    prediction_interval_s: float = Field(default=60.0, ge=0)  # data time between two fits
+    prediction_clear_after_s: float = Field(default=600.0, ge=0)  # quiet before a warning clears
     notify_interval_s: float = Field(default=5.0, gt=0)
     public_url: str = ""  # where people acknowledge alarms (put in notifications)
     notify_log: bool = True

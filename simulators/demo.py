@@ -7,6 +7,7 @@ PostgreSQL are started, and the demo says so. Agents and controller share one sc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections import deque
@@ -98,6 +99,18 @@ class _Dashboard:
         self.services, self.api_url, self.storage = services, api_url, storage
         self.rows_before = rows_before
         self.world: World | None = None
+        self.controller_alarms: list[tuple[int, str, str, str, str]] = []
+
+    def refresh_alarms(self) -> None:
+        """Read the controller's latest alarms (called off the event loop)."""
+        with psycopg.connect(self.services.database_url) as conn:
+            self.controller_alarms = [
+                (int(a), str(k), str(v), str(s), str(d))
+                for a, k, v, s, d in conn.execute(
+                    "SELECT alarm_id, kind, vehicle_id || coalesce('/' || nullif(compartment_id,"
+                    " ''), ''), state, detail FROM alarms ORDER BY alarm_id DESC LIMIT 20"
+                )
+            ]
         self.rates: deque[tuple[float, int]] = deque(maxlen=6)
 
     def rate(self) -> float:
@@ -129,6 +142,14 @@ class _Dashboard:
             when = datetime.fromtimestamp(event.at_s, UTC).strftime("%H:%M")
             state = "RAISED" if event.raised else "cleared"
             table.add_row("", f"[red]{when} {event.kind} {event.subject} {state}: {event.detail}")
+        unresolved = sum(1 for a in self.controller_alarms if a[3] != "resolved")
+        table.add_row(
+            "controller alarms (GSP)",
+            f"{len(self.controller_alarms)} recent, {unresolved} not resolved "
+            f"(acknowledge: POST {self.api_url}/api/v1/alarms/<id>/acknowledge)",
+        )
+        for alarm_id, kind, vehicle, state, detail in self.controller_alarms[:4]:
+            table.add_row("", f"[yellow]#{alarm_id} {kind} {vehicle} {state}: {detail[:70]}")
         if self.world is not None:
             now_s = self.clock.now_s()
             plan = self.world.plan
@@ -250,6 +271,8 @@ async def run_demo(
                 started = time.monotonic()
                 while options.duration_s is None or time.monotonic() - started < options.duration_s:
                     await asyncio.sleep(1.0)
+                    with contextlib.suppress(psycopg.Error):
+                        await asyncio.to_thread(dashboard.refresh_alarms)
                     live.update(dashboard.render())
             final.append(fleet.totals())
             raise _DemoOver

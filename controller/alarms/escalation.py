@@ -75,6 +75,7 @@ class EscalationStats:
     rounds: int = 0
     deliveries: int = 0
     failures: int = 0
+    errors: int = 0
 
 
 class Escalator:
@@ -102,6 +103,12 @@ class Escalator:
                 await self.send_due()
             except psycopg.OperationalError as exc:
                 log.warning("escalation: database unavailable (%s); retrying", exc)
+                if self._conn is not None:
+                    self._conn.close()
+            except Exception:
+                # Never let one bad round stop every later one (or the ingest beside it).
+                self.stats.errors += 1
+                log.exception("escalation round failed; retrying at the next interval")
                 if self._conn is not None:
                     self._conn.close()
             await self.clock.sleep(self.settings.notify_interval_s)

@@ -108,34 +108,54 @@ class ExcursionTracker:
             )
         self._band = band
         self._rules = rules
-        self._state = state or TrackerState(band_name=band.name, rulebook_version=rules.version)
+        start = state or TrackerState(band_name=band.name, rulebook_version=rules.version)
+        # Mutable working copy of `TrackerState` (the hot path must not rebuild dataclasses).
+        self._collecting_s = start.collecting_s
         self._collecting: dict[str, tuple[float, float]] = {
-            p: (a, b) for p, a, b in self._state.collecting
+            p: (a, b) for p, a, b in start.collecting
         }
         self._latest: dict[str, tuple[float, float, float]] = {
-            p: (t, a, b) for p, t, a, b in self._state.latest
+            p: (t, a, b) for p, t, a, b in start.latest
         }
+        self._last_instant_s = start.last_instant_s
+        self._last_out_of_band = start.last_out_of_band
+        self._episode = start.episode
+        self._in_band_s = start.in_band_s
+        self._out_of_band_s = start.out_of_band_s
+        self._gap_s = start.gap_s
+        self._late_readings = start.late_readings
+        self._invalid_readings = start.invalid_readings
         # Filled by `analyse_samples` only: every evaluated instant and its raw state.
         self._instants: list[tuple[float, bool]] | None = None
 
     @property
     def state(self) -> TrackerState:
         """A snapshot of the tracker's state (persist `state.to_dict()`)."""
-        return replace(
-            self._state,
+        return TrackerState(
+            band_name=self._band.name,
+            rulebook_version=self._rules.version,
+            collecting_s=self._collecting_s,
             collecting=tuple((p, a, b) for p, (a, b) in sorted(self._collecting.items())),
             latest=tuple((p, t, a, b) for p, (t, a, b) in sorted(self._latest.items())),
+            last_instant_s=self._last_instant_s,
+            last_out_of_band=self._last_out_of_band,
+            episode=self._episode,
+            in_band_s=self._in_band_s,
+            out_of_band_s=self._out_of_band_s,
+            gap_s=self._gap_s,
+            late_readings=self._late_readings,
+            invalid_readings=self._invalid_readings,
         )
 
     @property
     def last_instant_s(self) -> float | None:
         """The latest evaluated instant (cheap: no snapshot)."""
-        return self._state.last_instant_s
+        return self._last_instant_s
 
     @property
     def collecting_s(self) -> float | None:
         """The instant being collected, not yet evaluated (cheap: no snapshot)."""
-        return self._state.collecting_s
+        return self._collecting_s
 
     def collecting_probes(self) -> set[str]:
         """The probes that have reported the instant being collected."""
@@ -144,7 +164,7 @@ class ExcursionTracker:
     @property
     def phase(self) -> Literal["idle", "pending", "open"]:
         """No out-of-band run, one shorter than the alarm delay, or an open excursion."""
-        episode = self._state.episode
+        episode = self._episode
         if episode is None:
             return "idle"
         return "pending" if episode.confirmed_s is None else "open"
@@ -152,7 +172,7 @@ class ExcursionTracker:
     @property
     def open_excursion(self) -> Excursion | None:
         """The excursion open at the last evaluated instant, or None."""
-        episode = self._state.episode
+        episode = self._episode
         if episode is None or episode.confirmed_s is None:
             return None
         return self._excursion(episode, end_s=None)
@@ -160,7 +180,7 @@ class ExcursionTracker:
     @property
     def pending_since_s(self) -> float | None:
         """Start of an out-of-band run not yet as long as the alarm delay, or None."""
-        episode = self._state.episode
+        episode = self._episode
         return episode.start_s if episode is not None and episode.confirmed_s is None else None
 
     def feed(self, ts_s: float, probe_id: str, value_c: float) -> list[ExcursionEvent]:
@@ -169,58 +189,55 @@ class ExcursionTracker:
             raise InvalidSampleError(ts_s, probe_id)
         health = self._rules.probe_health
         if not health.impossible_low_c <= value_c <= health.impossible_high_c:
-            self._state = replace(self._state, invalid_readings=self._state.invalid_readings + 1)
+            self._invalid_readings += 1
             return []
-        state = self._state
-        floor_s = state.collecting_s if state.collecting_s is not None else state.last_instant_s
-        if floor_s is not None and (
-            ts_s < floor_s or (ts_s == floor_s and state.collecting_s is None)
-        ):
-            self._state = replace(state, late_readings=state.late_readings + 1)
+        collecting_s = self._collecting_s
+        if collecting_s is not None:
+            if ts_s < collecting_s:
+                self._late_readings += 1
+                return []
+        elif self._last_instant_s is not None and ts_s <= self._last_instant_s:
+            self._late_readings += 1
             return []
         events: list[ExcursionEvent] = []
-        if state.collecting_s is not None and ts_s > state.collecting_s:
+        if collecting_s is not None and ts_s > collecting_s:
             events = self.flush()
-        if self._state.collecting_s is None:
-            self._state = replace(self._state, collecting_s=ts_s)
+        if self._collecting_s is None:
+            self._collecting_s = ts_s
         low_c, high_c = self._collecting.get(probe_id, (value_c, value_c))
         self._collecting[probe_id] = (min(low_c, value_c), max(high_c, value_c))
         return events
 
     def flush(self) -> list[ExcursionEvent]:
         """Evaluate the instant being collected; later readings at that instant count as late."""
-        at_s = self._state.collecting_s
+        at_s = self._collecting_s
         if at_s is None:
             return []
         for probe_id, (low_c, high_c) in self._collecting.items():
             self._latest[probe_id] = (at_s, low_c, high_c)
         self._collecting.clear()
-        self._state = replace(self._state, collecting_s=None)
+        self._collecting_s = None
         self._attribute_interval_to(at_s)
         return self._evaluate(at_s)
 
     def _attribute_interval_to(self, at_s: float) -> None:
-        state = self._state
-        if state.last_instant_s is None:
+        if self._last_instant_s is None:
             return
-        length_s = at_s - state.last_instant_s
+        length_s = at_s - self._last_instant_s
         recording = self._rules.recording
-        limit_s = (
-            recording.out_of_range_max_gap_s if state.last_out_of_band else recording.max_gap_s
-        )
-        episode = state.episode
+        out = self._last_out_of_band
+        limit_s = recording.out_of_range_max_gap_s if out else recording.max_gap_s
+        episode = self._episode
         if length_s > limit_s:
+            self._gap_s += length_s
             if episode is not None:
-                episode = replace(episode, gap_s=episode.gap_s + length_s)
-            self._state = replace(state, gap_s=state.gap_s + length_s, episode=episode)
-        elif state.last_out_of_band:
+                self._episode = replace(episode, gap_s=episode.gap_s + length_s)
+        elif out:
+            self._out_of_band_s += length_s
             if episode is not None:
-                episode = replace(episode, out_s=episode.out_s + length_s)
-            self._state = replace(
-                state, out_of_band_s=state.out_of_band_s + length_s, episode=episode
-            )
+                self._episode = replace(episode, out_s=episode.out_s + length_s)
         else:
-            self._state = replace(state, in_band_s=state.in_band_s + length_s)
+            self._in_band_s += length_s
 
     def _evaluate(self, at_s: float) -> list[ExcursionEvent]:
         band = self._band
@@ -234,15 +251,16 @@ class ExcursionTracker:
             )
         )
         out_of_band = bool(out_probes)
-        inside_margin = all(
-            band.inside_by_margin(lo) and band.inside_by_margin(hi) for _, lo, hi in current
-        )
         if self._instants is not None:
             self._instants.append((at_s, out_of_band))
+        self._last_instant_s = at_s
+        self._last_out_of_band = out_of_band
+        episode = self._episode
+        if episode is None and not out_of_band:
+            return []  # the common case: in band, nothing pending
 
         events: list[ExcursionEvent] = []
-        episode = self._state.episode
-        if episode is None and out_of_band:
+        if episode is None:
             episode = Episode(
                 start_s=at_s,
                 confirmed_s=None,
@@ -255,25 +273,25 @@ class ExcursionTracker:
                 min_at_s=at_s,
                 probe_ids=(),
             )
-        if episode is not None:
-            if out_of_band or episode.confirmed_s is not None:
-                episode = _observe(episode, at_s=at_s, current=current, out_probes=out_probes)
-            episode = replace(episode, last_s=at_s)
-            if episode.confirmed_s is None and episode.out_s >= band.alarm_delay_s:
-                episode = replace(episode, confirmed_s=at_s)
-                events.append(
-                    ExcursionOpened(at_s=at_s, excursion=self._excursion(episode, end_s=None))
-                )
-            if episode.confirmed_s is None and not out_of_band:
-                episode = None  # a run shorter than the alarm delay: tolerated
-            elif episode.confirmed_s is not None and inside_margin:
-                events.append(
-                    ExcursionClosed(at_s=at_s, excursion=self._excursion(episode, end_s=at_s))
-                )
-                episode = None
-        self._state = replace(
-            self._state, episode=episode, last_instant_s=at_s, last_out_of_band=out_of_band
-        )
+        if out_of_band or episode.confirmed_s is not None:
+            episode = _observe(episode, at_s=at_s, current=current, out_probes=out_probes)
+        episode = replace(episode, last_s=at_s)
+        if episode.confirmed_s is None and episode.out_s >= band.alarm_delay_s:
+            episode = replace(episode, confirmed_s=at_s)
+            events.append(
+                ExcursionOpened(at_s=at_s, excursion=self._excursion(episode, end_s=None))
+            )
+        if episode.confirmed_s is None and not out_of_band:
+            self._episode = None  # a run shorter than the alarm delay: tolerated
+        elif episode.confirmed_s is not None and all(
+            band.inside_by_margin(lo) and band.inside_by_margin(hi) for _, lo, hi in current
+        ):
+            events.append(
+                ExcursionClosed(at_s=at_s, excursion=self._excursion(episode, end_s=at_s))
+            )
+            self._episode = None
+        else:
+            self._episode = episode
         return events
 
     def _excursion(self, episode: Episode, *, end_s: float | None) -> Excursion:
@@ -335,7 +353,7 @@ def analyse_samples(
     """Run the tracker over samples (sorted by time first) and flush the last instant."""
     tracker = ExcursionTracker(band=band, rules=rules)
     instants: list[tuple[float, bool]] = []
-    tracker._instants = instants
+    tracker._instants = instants  # the batch run records what a live run need not
     excursions: list[Excursion] = []
     for ts_s, probe_id, value_c in sorted(samples, key=lambda sample: sample[0]):
         excursions.extend(_closed(tracker.feed(ts_s, probe_id, value_c)))
@@ -343,14 +361,13 @@ def analyse_samples(
     still_open = tracker.open_excursion
     if still_open is not None:
         excursions.append(still_open)
-    state = tracker.state
     return ExcursionAnalysis(
         excursions=tuple(excursions),
         unresolved_since_s=tracker.pending_since_s,
         instants_s=tuple(t for t, _ in instants),
         instants_out_of_band=tuple(out for _, out in instants),
-        late_readings=state.late_readings,
-        invalid_readings=state.invalid_readings,
+        late_readings=tracker.state.late_readings,
+        invalid_readings=tracker.state.invalid_readings,
     )
 
 

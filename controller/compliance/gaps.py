@@ -7,7 +7,8 @@ range: the whole interval counts as a gap, not just its part beyond the limit.
 
 Intervals are judged on their real length and reported clipped to the window. At the edges,
 with no record before the window start (or after its end) the window edge stands in for the
-missing record; a leading interval's limit follows the first record's state.
+missing record; a leading interval's limit follows the first record's state. Without any record
+the whole window is one gap, however short.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def recording_gap_findings(
             )
 
     if times.size == 0:
-        report(window_start_s, window_end_s, window_end_s - window_start_s, max_gap_s)
+        # Nothing vouches for any of the window, however short it is.
+        report(window_start_s, window_end_s, np.inf, max_gap_s)
         return findings
     values = times.tolist()
     first_s, last_s = values[0], values[-1]

@@ -1,20 +1,33 @@
 """Predict when a compartment will leave its band, from the last minutes of its air temperature.
 
-The compartment air (the mean over probes at each instant) over the rulebook's prediction
-window is fitted with a first-order thermal model
+The compartment air (the mean over probes at each instant) over the rulebook's prediction window
+is fitted with three models and the one with the best BIC is used:
 
-    T(t) = T_inf + (T_0 - T_inf) * exp(-(t - t_0) / tau)
+- a linear trend ``T = a + r t``;
+- the first-order thermal model ``T = T_inf + (T_0 - T_inf) exp(-t / tau)``;
+- the same with a drifting equilibrium ``T_inf + r t`` (the slowly warming load behind the air:
+  after a compressor failure the air settles within minutes on a level that keeps rising).
 
-by variable projection: for each tau of a log-spaced grid the model is linear in (T_inf, T_0),
-solved by least squares; the tau with the smallest residual wins. When the best tau sits at the
-grid's ends (the curve is indistinguishable from a straight line, or is only noise), or the
-exponential explains the data no better than a line, a linear trend is used instead.
+The exponentials are fitted by variable projection: for a fixed tau the model is linear in its
+other parameters, so a log grid of tau (refined around its best point) is scanned in closed form.
+A best tau on the grid's edge means the exponential is not identified (the data are a line, or
+noise) and only the line remains. The predicted exit is where the fitted path crosses a limit
+within `horizon_s`; None when it settles inside the band or leaves later.
 
 The limits are moved inwards by the mean spread between the governing probe (the warmest for
 the high limit, the coldest for the low one) and the air mean, so the prediction is about the
-probe that will decide the excursion. A warning needs the fit to explain the window well
-(`min_fit_quality`, R²): the sawtooth of normal compressor cycling and the spike of a door
-opening fit badly, the steady rise after a compressor failure fits well.
+probe that will decide the excursion. Three guards keep normal operation quiet:
+
+- the fit must explain the data (`min_fit_quality`, R²): the sawtooth of compressor cycling and
+  the spike of a door opening fit badly, the steady rise after a compressor failure fits well;
+- trailing spans from `window_s` down to `min_span_s` are tried and the longest that fits well
+  is used, so a failure is seen in the latest minutes while older ones still show cycling;
+- a warning needs every prediction of the last `confirm_s` to have warned as well;
+- an exit reached through a fast transient (tau under 5 min, exit within three of them) is the
+  air answering the compressor or a door, which the thermostat governs: no warning.
+
+Known limit: a defrost cycle (compressor off, heater on, about 12 min) looks like a compressor
+failure for its duration; at a high ambient it can raise a warning (see `prediction_eval`).
 """
 
 from __future__ import annotations
@@ -36,11 +49,14 @@ Model = Literal["exponential", "exponential_drift", "linear", "insufficient"]
 _SECONDS_PER_HOUR = 3600.0
 _TAU_MIN_S = 30.0
 _TAU_MAX_S = 6.0 * _SECONDS_PER_HOUR
-_TAU_GRID_S = np.geomspace(_TAU_MIN_S, _TAU_MAX_S, 48)
+_TAU_GRID_S = np.geomspace(_TAU_MIN_S, _TAU_MAX_S, 32)
+_TAU_REFINE = 17
 # Resolution of the search for the exit along the fitted path.
 _EXIT_STEP_S = 30.0
 # Trailing spans tried, from the whole window down to the minimum span.
 _SPANS = 3
+# Time constants below this are the air node's own response to the compressor or a door.
+_CONTROLLED_TAU_S = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +65,8 @@ class Prediction:
 
     `time_to_leave_band_s` is None when the model settles inside the band or exits beyond the
     horizon, and 0 when the governing probe is already out of band (then the excursion tracker
-    is in charge and `warn` is False). `fit_quality` is R² of the model on the window.
+    is in charge and `warn` is False). `fit_quality` is R² of the model on the span it was
+    fitted on (the longest trailing span that fits well; see the module docstring).
     """
 
     at_s: float
@@ -188,6 +205,7 @@ def _predict_at(air: _Air, last: int, *, band: TemperatureClass, rules: Rulebook
         and time_s is not None
         and time_s <= settings.warn_before_exit_s
         and fit.quality >= settings.min_fit_quality
+        and not _thermostat_transient(fit, time_s=time_s)
     )
     return Prediction(
         at_s=at_s,
@@ -201,6 +219,16 @@ def _predict_at(air: _Air, last: int, *, band: TemperatureClass, rules: Rulebook
         fit_quality=fit.quality,
         warn=warn,
     )
+
+
+def _thermostat_transient(fit: _Fit, *, time_s: float) -> bool:
+    """Whether the exit comes from the air's fast response, which the unit's thermostat governs.
+
+    Air alone settles within minutes when the compressor switches or a door opens; a fitted
+    tau that short, with the exit within three of them, is a control transient (the pull-down
+    after a defrost heads for a level the thermostat never lets it reach), not a trend.
+    """
+    return fit.tau_s is not None and fit.tau_s < _CONTROLLED_TAU_S and time_s < 3.0 * fit.tau_s
 
 
 def _insufficient(at_s: float) -> Prediction:
@@ -242,59 +270,56 @@ def _fit_best(
 def _fit(x_s: FloatArray, y_c: FloatArray) -> _Fit:
     """Fit the three models on times relative to the last instant (x <= 0); keep the best BIC.
 
-    Per tau of the grid, each exponential model is linear in its other parameters, so residuals
-    have closed forms: the basis is regressed out of the line (or the mean) in one vector step.
-    A best tau on the grid's edge means the exponential is not identified and is skipped.
+    For a fixed tau each exponential model is linear in its other parameters, so its residual
+    has a closed form (the basis is regressed out of the mean, or out of the line): a coarse
+    log grid of tau is scanned in one vector step, then refined around its best point. A best
+    tau on the coarse grid's edge means the exponential is not identified and is skipped.
     """
     n = x_s.size
-    y_dev = y_c - y_c.mean()
+    y_mean = float(y_c.mean())
+    y_dev = y_c - y_mean
     total = float(y_dev @ y_dev)
-    x_dev = x_s - x_s.mean()
+    x_mean = float(x_s.mean())
+    x_dev = x_s - x_mean
     x_var = float(x_dev @ x_dev)
     slope = float(x_dev @ y_dev) / x_var if x_var > 0 else 0.0
     line_residual = y_dev - slope * x_dev
     line_sse = float(line_residual @ line_residual)
-    candidates: list[tuple[float, _Fit]] = [
-        (
-            _bic(line_sse, n=n, params=2),
-            _Fit("linear", float(y_c.mean() - slope * x_s.mean()), slope, 0.0, None, line_sse),
-        )
-    ]
-    basis = np.exp(-(x_s[None, :] - x_s[0]) / _TAU_GRID_S[:, None])  # in (0, 1]
-    basis_dev = basis - basis.mean(axis=1, keepdims=True)
-    # First order: y = level + c * basis.
-    var = np.sum(basis_dev**2, axis=1)
-    cov = basis_dev @ y_dev
-    sse = np.where(var > 1e-12, total - cov**2 / np.maximum(var, 1e-300), np.inf)
-    k = int(np.argmin(sse))
-    if 0 < k < _TAU_GRID_S.size - 1:
-        c = float(cov[k] / var[k])
-        level_c = float(y_c.mean() - c * basis[k].mean())
-        transient_c = c * float(basis[k, -1])
-        fit = _Fit("exponential", level_c, 0.0, transient_c, float(_TAU_GRID_S[k]), float(sse[k]))
-        candidates.append((_bic(fit.sse, n=n, params=3), fit))
-    # First order towards a drifting equilibrium: y = level + drift * x + c * basis.
-    if x_var > 0:
-        basis_slope = (basis_dev @ x_dev) / x_var
-        perp = basis_dev - basis_slope[:, None] * x_dev[None, :]
-        var = np.sum(perp**2, axis=1)
-        cov = perp @ line_residual
-        sse = np.where(var > 1e-12, line_sse - cov**2 / np.maximum(var, 1e-300), np.inf)
+    line = _Fit("linear", y_mean - slope * x_mean, slope, 0.0, None, line_sse)
+    candidates = [(_bic(line_sse, n=n, params=2), line)]
+
+    def scan(taus_s: FloatArray, *, drift: bool) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Residuals, amplitudes and basis slopes per tau (basis exp(-(x - x_first)/tau))."""
+        basis = np.exp(-(x_s[None, :] - x_s[0]) / taus_s[:, None])
+        basis_dev = basis - basis.mean(axis=1, keepdims=True)
+        target, base_sse = (line_residual, line_sse) if drift else (y_dev, total)
+        slopes = (basis_dev @ x_dev) / x_var if drift else np.zeros(taus_s.size)
+        if drift:
+            basis_dev = basis_dev - slopes[:, None] * x_dev[None, :]
+        var = np.sum(basis_dev**2, axis=1)
+        cov = basis_dev @ target
+        ok = var > 1e-12
+        amplitudes = np.where(ok, cov / np.where(ok, var, 1.0), 0.0)
+        return np.where(ok, base_sse - amplitudes * cov, np.inf), amplitudes, slopes
+
+    for drift in (False, True):
+        if drift and x_var <= 0:
+            continue
+        sse, _, _ = scan(_TAU_GRID_S, drift=drift)
         k = int(np.argmin(sse))
-        if 0 < k < _TAU_GRID_S.size - 1:
-            c = float(cov[k] / var[k])
-            drift = slope - c * float(basis_slope[k])
-            level_c = float(y_c.mean() - drift * x_s.mean() - c * basis[k].mean())
-            transient_c = c * float(basis[k, -1])
-            fit = _Fit(
-                "exponential_drift",
-                level_c,
-                drift,
-                transient_c,
-                float(_TAU_GRID_S[k]),
-                float(sse[k]),
-            )
-            candidates.append((_bic(fit.sse, n=n, params=4), fit))
+        if not (0 < k < _TAU_GRID_S.size - 1 and np.isfinite(sse[k])):
+            continue
+        taus_s = np.geomspace(_TAU_GRID_S[k - 1], _TAU_GRID_S[k + 1], _TAU_REFINE)
+        sse, amplitudes, slopes = scan(taus_s, drift=drift)
+        j = int(np.argmin(sse))
+        tau_s, c = float(taus_s[j]), float(amplitudes[j])
+        basis_mean = float(np.exp(-(x_s - x_s[0]) / tau_s).mean())
+        transient_c = c * math.exp(x_s[0] / tau_s)  # the basis at x = 0
+        rate = slope - c * float(slopes[j]) if drift else 0.0
+        level_c = y_mean - rate * x_mean - c * basis_mean
+        model: Model = "exponential_drift" if drift else "exponential"
+        fit = _Fit(model, level_c, rate, transient_c, tau_s, max(0.0, float(sse[j])))
+        candidates.append((_bic(fit.sse, n=n, params=4 if drift else 3), fit))
     best = min(candidates, key=lambda candidate: candidate[0])[1]
     quality = 1.0 - best.sse / total if total > 0 else 1.0
     return replace(best, sse=max(0.0, best.sse), quality=max(0.0, quality))
@@ -311,21 +336,28 @@ def _time_to_exit(
     ahead_s = np.linspace(0.0, horizon_s, max(2, int(horizon_s // _EXIT_STEP_S) + 1))
     path_c = fit.at(ahead_s)
     crossings: list[tuple[float, Direction]] = []
-    for limit_c, side, beyond in (
-        (high_c, "high", path_c >= (high_c if high_c is not None else np.inf)),
-        (low_c, "low", path_c <= (low_c if low_c is not None else -np.inf)),
-    ):
-        if limit_c is None or not beyond.any():
-            continue
-        i = int(np.argmax(beyond))
-        if i == 0:
-            crossings.append((0.0, side))  # type: ignore[arg-type]
-            continue
-        before_c, after_c = float(path_c[i - 1]), float(path_c[i])
-        share = (limit_c - before_c) / (after_c - before_c) if after_c != before_c else 1.0
-        time_s = float(ahead_s[i - 1] + share * (ahead_s[i] - ahead_s[i - 1]))
-        crossings.append((time_s, side))  # type: ignore[arg-type]
+    if high_c is not None:
+        time_s = _first_crossing(ahead_s, path_c - high_c)
+        if time_s is not None:
+            crossings.append((time_s, "high"))
+    if low_c is not None:
+        time_s = _first_crossing(ahead_s, low_c - path_c)
+        if time_s is not None:
+            crossings.append((time_s, "low"))
     if not crossings:
         return None, None
     time_s, side = min(crossings)
     return side, time_s
+
+
+def _first_crossing(ahead_s: FloatArray, excess_c: FloatArray) -> float | None:
+    """When `excess_c` (beyond the limit when >= 0) first reaches 0, or None."""
+    beyond = excess_c >= 0
+    if not beyond.any():
+        return None
+    i = int(np.argmax(beyond))
+    if i == 0:
+        return 0.0
+    before_c, after_c = float(excess_c[i - 1]), float(excess_c[i])
+    share = -before_c / (after_c - before_c)
+    return float(ahead_s[i - 1] + share * (ahead_s[i] - ahead_s[i - 1]))

@@ -55,6 +55,10 @@ class CompartmentView:
     in_band_since_s: float | None = None
     latest_c: dict[str, float] = field(default_factory=dict)
     restarted: bool = False  # the saved state could not be resumed (e.g. a new rulebook)
+    # The predictor: when it last ran and last warned (data time), whether its alarm is up.
+    predicted_at_s: float | None = None
+    warned_at_s: float | None = None
+    prediction_alarm: bool = False
 
     @classmethod
     def resume(
@@ -84,6 +88,9 @@ class CompartmentView:
         if saved is not None and tracker is not None:
             view.in_band_since_s = saved.get("in_band_since_s")
             view.latest_c = dict(saved.get("latest_c", {}))
+            view.predicted_at_s = saved.get("predicted_at_s")
+            view.warned_at_s = saved.get("warned_at_s")
+            view.prediction_alarm = bool(saved.get("prediction_alarm", False))
         return view
 
     @property
@@ -157,6 +164,9 @@ class CompartmentView:
             "tracker": self.tracker.state.to_dict(),
             "in_band_since_s": self.in_band_since_s,
             "latest_c": self.latest_c,
+            "predicted_at_s": self.predicted_at_s,
+            "warned_at_s": self.warned_at_s,
+            "prediction_alarm": self.prediction_alarm,
         }
 
 

@@ -74,6 +74,7 @@ class EvaluationStats:
     link_alarms: int = 0
     power_alarms: int = 0
     skipped_compartments: int = 0
+    failures: int = 0
 
 
 class EvaluationService:
@@ -84,7 +85,9 @@ class EvaluationService:
         self.rules = rules
         self.clock = clock
         self.stats = EvaluationStats()
-        self._queue: asyncio.Queue[list[TelemetryBatch]] = asyncio.Queue()
+        # Batches to evaluate, or None: time to look for silent vehicles. One task works the
+        # queue so the database connection is only ever used from one thread at a time.
+        self._queue: asyncio.Queue[list[TelemetryBatch] | None] = asyncio.Queue()
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._registry: dict[str, dict[str, CompartmentInfo]] = {}
         self._last_data_s: dict[str, float] = {}
@@ -120,13 +123,23 @@ class EvaluationService:
 
     async def _evaluating(self) -> None:
         while True:
-            group = await self._queue.get()
+            item = await self._queue.get()
             taken = 1
-            while not self._queue.empty() and len(group) < 500:
-                group.extend(self._queue.get_nowait())
-                taken += 1
             try:
-                await self._retrying(self.evaluate, group)
+                if item is None:
+                    await self._retrying(self.check_links, self.clock.now_s())
+                    continue
+                group = item
+                while len(group) < 100 and not self._queue.empty():
+                    nxt = self._queue.get_nowait()
+                    taken += 1
+                    if nxt is None:
+                        self._queue.put_nowait(None)  # after this group
+                        self._queue.task_done()
+                        taken -= 1
+                        break
+                    group.extend(nxt)
+                await self._retrying(self._evaluate_or_recover, group)
             finally:
                 for _ in range(taken):
                     self._queue.task_done()
@@ -134,7 +147,32 @@ class EvaluationService:
     async def _watching_links(self) -> None:
         while True:
             await self.clock.sleep(self.settings.link_check_interval_s)
-            await self._retrying(self.check_links, self.clock.now_s())
+            self._queue.put_nowait(None)
+
+    def _evaluate_or_recover(self, group: list[TelemetryBatch]) -> None:
+        """Evaluate; if that fails for an unexpected reason (a bug, bad data) the transaction
+        rolled back: re-run the affected compartments from the stored readings instead, so no
+        reading stays unjudged, and say so loudly."""
+        try:
+            self.evaluate(group)
+        except (psycopg.OperationalError, psycopg.errors.SerializationFailure):
+            raise
+        except Exception:
+            self.stats.failures += 1
+            log.exception("evaluation of %d batches failed; re-evaluating from storage", len(group))
+            earliest: dict[tuple[str, str], float] = {}
+            for batch in group:
+                for r in batch.readings:
+                    if r.channel.startswith("temp:"):
+                        key = (batch.vehicle_id, r.channel.split(":", 2)[1])
+                        earliest[key] = min(earliest.get(key, r.ts_ms / 1000), r.ts_ms / 1000)
+            for (vehicle_id, compartment_id), from_s in earliest.items():
+                try:
+                    self.reevaluate(vehicle_id, compartment_id, from_s=from_s)
+                except (psycopg.OperationalError, psycopg.errors.SerializationFailure):
+                    raise
+                except Exception:
+                    log.exception("re-evaluation of %s/%s failed", vehicle_id, compartment_id)
 
     async def _retrying(self, work: Any, *args: Any) -> None:
         delay_s = 0.2
@@ -245,10 +283,21 @@ class EvaluationService:
                 for effect in view.feed(batch_samples):
                     self._apply(conn, vehicle_id, compartment_id, effect, now_s=now_s)
                 prediction = None
-                if key in live and view.status == "in_band":
+                at_s = view.tracker.last_instant_s
+                if (
+                    key in live
+                    and view.status == "in_band"
+                    and at_s is not None
+                    and (
+                        view.predicted_at_s is None
+                        or at_s - view.predicted_at_s >= self.settings.prediction_interval_s
+                    )
+                ):
                     prediction = self._predict(conn, vehicle_id, compartment_id, view, now_s)
-                elif view.status == "excursion":
-                    self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "excursion")
+                elif view.status == "excursion" and view.prediction_alarm:
+                    self._clear_prediction(
+                        conn, view, vehicle_id, compartment_id, now_s, "excursion"
+                    )
                 self._save(conn, vehicle_id, compartment_id, view, prediction, now_s)
             for vehicle_id, (ts_s, value) in power.items():
                 self._power(conn, vehicle_id, ts_s, value, now_s)
@@ -310,7 +359,6 @@ class EvaluationService:
         if isinstance(effect, ExcursionStarted):
             self._insert_excursion(conn, vehicle_id, compartment_id, e)
             self._raise_excursion(conn, vehicle_id, compartment_id, e, now_s, backfilled)
-            self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "excursion")
             self.stats.excursions_opened += 1
         else:
             self._close_excursion(conn, vehicle_id, compartment_id, e)
@@ -396,6 +444,7 @@ class EvaluationService:
         at_s = view.tracker.last_instant_s
         if at_s is None:
             return None
+        view.predicted_at_s = at_s
         settings = self.rules.prediction
         since_s = at_s - settings.window_s - settings.confirm_s
         recent = [
@@ -408,6 +457,8 @@ class EvaluationService:
         ]
         prediction = predict_band_exit(recent, band=view.band, rules=self.rules, now_s=at_s)
         if prediction.warn and prediction.time_to_leave_band_s is not None:
+            view.warned_at_s = at_s
+            view.prediction_alarm = True
             minutes = prediction.time_to_leave_band_s / 60
             rate = prediction.rate_c_per_h or 0.0
             self.stats.predictions_warned += 1
@@ -424,8 +475,14 @@ class EvaluationService:
                 now=_dt(now_s),
                 rulebook_version=self.rules.version,
             )
-        elif prediction.time_to_leave_band_s is None:
-            self._clear_prediction(conn, vehicle_id, compartment_id, now_s, "no exit predicted")
+        elif view.prediction_alarm and (
+            view.warned_at_s is None
+            or at_s - view.warned_at_s >= self.settings.prediction_clear_after_s
+        ):
+            # Cleared only after a quiet spell, so a trend near the threshold does not flap.
+            self._clear_prediction(
+                conn, view, vehicle_id, compartment_id, now_s, "no exit predicted any more"
+            )
         return {
             "at_s": prediction.at_s,
             "warn": prediction.warn,
@@ -438,11 +495,13 @@ class EvaluationService:
     def _clear_prediction(
         self,
         conn: psycopg.Connection[TupleRow],
+        view: CompartmentView,
         vehicle_id: str,
         compartment_id: str,
         now_s: float,
         why: str,
     ) -> None:
+        view.prediction_alarm = False
         clear_condition(
             conn,
             kind="excursion_predicted",
@@ -574,11 +633,12 @@ class EvaluationService:
             return 0
         now_s = self.clock.now_s()
         with conn.transaction():
-            conn.execute(
-                "SELECT 1 FROM compartment_state WHERE vehicle_id = %s AND compartment_id = %s"
-                " FOR UPDATE",
+            locked = conn.execute(
+                "SELECT tracker FROM compartment_state WHERE vehicle_id = %s"
+                " AND compartment_id = %s FOR UPDATE",
                 (vehicle_id, compartment_id),
-            )
+            ).fetchone()
+            before: dict[str, Any] = locked[0] if locked is not None else {}
             start_s = from_s - REEVALUATION_CONTEXT_S
             row = conn.execute(
                 "SELECT extract(epoch FROM min(start_ts)) FROM excursions WHERE vehicle_id = %s"
@@ -598,6 +658,10 @@ class EvaluationService:
             view, found = replay(
                 band=info.band, rules=self.rules, probe_ids=info.probe_ids, samples=history
             )
+            # The predictor's bookkeeping is about live data: keep it across the re-run.
+            view.predicted_at_s = before.get("predicted_at_s")
+            view.warned_at_s = before.get("warned_at_s")
+            view.prediction_alarm = bool(before.get("prediction_alarm", False))
             known = {
                 round(float(start) * 1000): excursion_id
                 for excursion_id, start in conn.execute(

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -563,3 +564,85 @@ def test_build_channels_rejects_invalid_settings(
     with pytest.raises(ChannelValueError) as caught:
         build_channels(settings)
     assert caught.value.field == field_name
+
+
+# --- escalation until acknowledged (real database, real receivers) ---------------------------
+
+
+async def test_alarms_repeat_and_escalate_until_acknowledged(
+    database_url: str, http: HttpReceiver, smtp: Mailbox
+) -> None:
+    from datetime import UTC, datetime
+
+    from controller.alarms.escalation import Escalator
+    from controller.alarms.repository import acknowledge, alarm_events, raise_alarm
+    from controller.compliance.rulebook import load_rulebook
+    from controller.settings import ControllerSettings
+    from edge_agent.clock import ScaledClock
+    from tests.support.evaluation import T0, register
+
+    rules = load_rulebook()
+    register(database_url, "ESC1")
+    clock = ScaledClock(speed=1e-9, start_s=T0)  # time moves only when the test moves it
+    escalator = Escalator(
+        settings=ControllerSettings(database_url=database_url, public_url="https://cc.example"),
+        rules=rules,
+        clock=clock,
+        channels=[
+            SmsHttpChannel(url=http.url("/sms"), token="t0k3n"),
+            EmailChannel(host="127.0.0.1", port=smtp.port, from_addr="alarms@cc.example"),
+        ],
+    )
+    with psycopg.connect(database_url) as conn:
+        alarm = raise_alarm(
+            conn,
+            kind="excursion",
+            vehicle_id="ESC1",
+            compartment_id="c1",
+            severity="critical",
+            detail="high excursion since 09:58, peak 9.1 °C",
+            data_ts=datetime.fromtimestamp(T0 - 60, UTC),
+            now=datetime.fromtimestamp(T0, UTC),
+            rulebook_version=rules.version,
+        )
+
+    assert await escalator.send_due() == 1
+    level_1 = {p.json()["to"] for p in http.posts("/sms")}
+    assert len(level_1) == 3, "GSP: at least three people are told at once"
+    assert {m["To"].addresses[0].addr_spec for _, m in smtp.messages} == {
+        "dispatch@example.com",
+        "qa-oncall@example.com",
+    }
+    assert "https://cc.example/api/v1/alarms/" in http.posts("/sms")[0].json()["text"]
+    assert await escalator.send_due() == 0, "the next round waits for repeat_every_s"
+
+    clock.start_s += rules.alarms.repeat_every_s
+    assert await escalator.send_due() == 1
+    assert len(http.posts("/sms")) == 6, "repeated to the same three"
+
+    clock.start_s += rules.alarms.levels[0].escalate_after_s or 0
+    assert await escalator.send_due() == 1
+    latest = {p.json()["to"] for p in http.posts("/sms")[6:]}
+    assert len(latest) == 4 and level_1 < latest, "level 2 adds the quality manager"
+
+    with psycopg.connect(database_url) as conn:
+        acknowledge(
+            conn,
+            alarm.alarm_id,
+            by="Quality manager",
+            comment="on it",
+            now=datetime.fromtimestamp(clock.now_s(), UTC),
+        )
+    clock.start_s += rules.alarms.repeat_every_s * 3
+    assert await escalator.send_due() == 0, "nobody is notified once someone acknowledged"
+    with psycopg.connect(database_url) as conn:
+        trail = alarm_events(conn, alarm.alarm_id)
+    assert [e.event for e in trail] == [
+        "opened",
+        "notified",
+        "notified",
+        "escalated",
+        "acknowledged",
+    ]
+    assert trail[3].detail["level"] == 2
+    assert all(d["ok"] for d in trail[1].detail["deliveries"])
