@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test demo services lint typecheck pytest bench-ingest bench-footprint bench-alerts clean
+.PHONY: test demo services lint typecheck pytest bench-ingest bench-footprint bench-alerts bench-prediction clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-ingest: $(STAMP) services
 
 bench-alerts: $(STAMP) services
 	$(PY) bench/bench_alerts.py
+
+bench-prediction: $(STAMP)
+	$(PY) bench/bench_prediction.py
 
 bench-footprint: $(STAMP) services
 	$(PY) bench/bench_footprint.py

@@ -100,6 +100,7 @@ class _Dashboard:
         self.rows_before = rows_before
         self.world: World | None = None
         self.controller_alarms: list[tuple[int, str, str, str, str]] = []
+        self.rates: deque[tuple[float, int]] = deque(maxlen=6)
 
     def refresh_alarms(self) -> None:
         """Read the controller's latest alarms (called off the event loop)."""
@@ -111,7 +112,6 @@ class _Dashboard:
                     " ''), ''), state, detail FROM alarms ORDER BY alarm_id DESC LIMIT 20"
                 )
             ]
-        self.rates: deque[tuple[float, int]] = deque(maxlen=6)
 
     def rate(self) -> float:
         now, inserted = time.monotonic(), self.service.stats.readings_inserted

@@ -23,8 +23,9 @@ probe that will decide the excursion. Three guards keep normal operation quiet:
 - trailing spans from `window_s` down to `min_span_s` are tried and the longest that fits well
   is used, so a failure is seen in the latest minutes while older ones still show cycling;
 - a warning needs every prediction of the last `confirm_s` to have warned as well;
-- an exit reached through a fast transient (tau under 5 min, exit within three of them) is the
-  air answering the compressor or a door, which the thermostat governs: no warning.
+- exits predicted sooner than `min_lead_s` do not warn: the excursion alarm is minutes away,
+  and short extrapolations of steep transients (the pull-down after a defrost heading for a
+  level the thermostat never lets it reach) are where the unit's own control intervenes.
 
 Known limit: a defrost cycle (compressor off, heater on, about 12 min) looks like a compressor
 failure for its duration; at a high ambient it can raise a warning (see `prediction_eval`).
@@ -55,8 +56,6 @@ _TAU_REFINE = 17
 _EXIT_STEP_S = 30.0
 # Trailing spans tried, from the whole window down to the minimum span.
 _SPANS = 3
-# Time constants below this are the air node's own response to the compressor or a door.
-_CONTROLLED_TAU_S = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,8 +64,10 @@ class Prediction:
 
     `time_to_leave_band_s` is None when the model settles inside the band or exits beyond the
     horizon, and 0 when the governing probe is already out of band (then the excursion tracker
-    is in charge and `warn` is False). `fit_quality` is R² of the model on the span it was
-    fitted on (the longest trailing span that fits well; see the module docstring).
+    is in charge and `warn` is False). `warn` means: exit predicted between `min_lead_s` and
+    `warn_before_exit_s` ahead, by a fit with R² >= `min_fit_quality`, and so at every instant
+    of the last `confirm_s`. `fit_quality` is R² of the model on the span it was fitted on (the
+    longest trailing span that fits well; see the module docstring).
     """
 
     at_s: float
@@ -203,9 +204,8 @@ def _predict_at(air: _Air, last: int, *, band: TemperatureClass, rules: Rulebook
     warn = (
         not already_out
         and time_s is not None
-        and time_s <= settings.warn_before_exit_s
+        and settings.min_lead_s <= time_s <= settings.warn_before_exit_s
         and fit.quality >= settings.min_fit_quality
-        and not _thermostat_transient(fit, time_s=time_s)
     )
     return Prediction(
         at_s=at_s,
@@ -219,16 +219,6 @@ def _predict_at(air: _Air, last: int, *, band: TemperatureClass, rules: Rulebook
         fit_quality=fit.quality,
         warn=warn,
     )
-
-
-def _thermostat_transient(fit: _Fit, *, time_s: float) -> bool:
-    """Whether the exit comes from the air's fast response, which the unit's thermostat governs.
-
-    Air alone settles within minutes when the compressor switches or a door opens; a fitted
-    tau that short, with the exit within three of them, is a control transient (the pull-down
-    after a defrost heads for a level the thermostat never lets it reach), not a trend.
-    """
-    return fit.tau_s is not None and fit.tau_s < _CONTROLLED_TAU_S and time_s < 3.0 * fit.tau_s
 
 
 def _insufficient(at_s: float) -> Prediction:

@@ -192,6 +192,8 @@ def _check_semantics(rulebook: Rulebook) -> None:
     prediction = rulebook.prediction
     if prediction.min_span_s > prediction.window_s:
         raise RulebookError("prediction.min_span_s", "must not exceed prediction.window_s")
+    if prediction.min_lead_s >= prediction.warn_before_exit_s:
+        raise RulebookError("prediction.min_lead_s", "must be below prediction.warn_before_exit_s")
 
 
 def _check_classes(rulebook: Rulebook) -> None:

@@ -161,6 +161,7 @@ class PredictionRules:
     min_samples: Annotated[int, Strict(), Field(ge=3)]
     horizon_s: PositiveSeconds
     warn_before_exit_s: PositiveSeconds
+    min_lead_s: Seconds
     min_fit_quality: Annotated[float, Strict(), Field(ge=0, le=1)]
     confirm_s: Seconds
 

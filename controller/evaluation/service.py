@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from prometheus_client import Histogram
 from psycopg.rows import TupleRow
 
 from coldchain_protocol import TelemetryBatch
@@ -39,6 +41,14 @@ from controller.storage.db import connect
 from edge_agent.clock import Clock
 
 log = logging.getLogger(__name__)
+
+GROUP_SECONDS = Histogram(
+    "coldchain_evaluation_group_seconds",
+    "Time to evaluate one group of committed batches (one transaction)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+GROUP_BATCHES = 25  # batches evaluated in one transaction at most
 
 # A back-fill re-runs history from this long before its oldest reading (or from the start of an
 # excursion still open then), so an out-of-band run in progress is seen whole.
@@ -75,6 +85,9 @@ class EvaluationStats:
     power_alarms: int = 0
     skipped_compartments: int = 0
     failures: int = 0
+    groups: int = 0
+    busy_s: float = 0.0  # time spent evaluating groups
+    slowest_group_s: float = 0.0
 
 
 class EvaluationService:
@@ -85,9 +98,9 @@ class EvaluationService:
         self.rules = rules
         self.clock = clock
         self.stats = EvaluationStats()
-        # Batches to evaluate, or None: time to look for silent vehicles. One task works the
-        # queue so the database connection is only ever used from one thread at a time.
-        self._queue: asyncio.Queue[list[TelemetryBatch] | None] = asyncio.Queue()
+        # One task works the queue, so the database connection is only ever used from one
+        # thread at a time; batches that may raise an alarm go first.
+        self._work = _WorkQueue()
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._registry: dict[str, dict[str, CompartmentInfo]] = {}
         self._last_data_s: dict[str, float] = {}
@@ -99,21 +112,36 @@ class EvaluationService:
 
     def submit(self, batches: Sequence[TelemetryBatch]) -> None:
         """Queue batches the ingest has just committed (called on the event loop)."""
-        if batches:
-            self._queue.put_nowait(list(batches))
+        urgent = [b for b in batches if self._may_alarm(b)]
+        normal = [b for b in batches if not self._may_alarm(b)]
+        self._work.put(urgent=urgent, normal=normal)
+
+    def _may_alarm(self, batch: TelemetryBatch) -> bool:
+        """Whether a batch carries a reading that can raise an alarm (a cheap look)."""
+        compartments = self._registry.get(batch.vehicle_id)
+        for reading in batch.readings:
+            channel = reading.channel
+            if channel == "power":
+                if reading.value < 0.5:
+                    return True
+            elif channel.startswith("temp:") and compartments is not None:
+                info = compartments.get(channel.split(":", 2)[1])
+                if info is not None and info.band.side_outside(reading.value) is not None:
+                    return True
+        return False
 
     async def drained(self, *, timeout_s: float) -> bool:
         """Wait (bounded) until every submitted batch has been evaluated."""
         try:
             async with asyncio.timeout(timeout_s):
-                await self._queue.join()
+                await self._work.idle()
         except TimeoutError:
             return False
         return True
 
     def pending(self) -> int:
-        """Batch groups waiting to be evaluated."""
-        return self._queue.qsize()
+        """Batches waiting to be evaluated."""
+        return self._work.pending()
 
     async def run(self) -> None:
         """Evaluate queued batches and watch for silent vehicles until cancelled."""
@@ -123,31 +151,19 @@ class EvaluationService:
 
     async def _evaluating(self) -> None:
         while True:
-            item = await self._queue.get()
-            taken = 1
+            group = await self._work.take(limit=GROUP_BATCHES)
             try:
-                if item is None:
+                if group is None:
                     await self._retrying(self.check_links, self.clock.now_s())
-                    continue
-                group = item
-                while len(group) < 100 and not self._queue.empty():
-                    nxt = self._queue.get_nowait()
-                    taken += 1
-                    if nxt is None:
-                        self._queue.put_nowait(None)  # after this group
-                        self._queue.task_done()
-                        taken -= 1
-                        break
-                    group.extend(nxt)
-                await self._retrying(self._evaluate_or_recover, group)
+                else:
+                    await self._retrying(self._evaluate_or_recover, group)
             finally:
-                for _ in range(taken):
-                    self._queue.task_done()
+                self._work.done()
 
     async def _watching_links(self) -> None:
         while True:
             await self.clock.sleep(self.settings.link_check_interval_s)
-            self._queue.put_nowait(None)
+            self._work.put_link_check()
 
     def _evaluate_or_recover(self, group: list[TelemetryBatch]) -> None:
         """Evaluate; if that fails for an unexpected reason (a bug, bad data) the transaction
@@ -246,6 +262,17 @@ class EvaluationService:
 
     def evaluate(self, batches: Sequence[TelemetryBatch]) -> None:
         """Evaluate committed batches in one transaction (then re-run any back-filled history)."""
+        started = time.perf_counter()
+        try:
+            self._evaluate(batches)
+        finally:
+            took_s = time.perf_counter() - started
+            self.stats.groups += 1
+            self.stats.busy_s += took_s
+            self.stats.slowest_group_s = max(self.stats.slowest_group_s, took_s)
+            GROUP_SECONDS.observe(took_s)
+
+    def _evaluate(self, batches: Sequence[TelemetryBatch]) -> None:
         conn = self._connection()
         now_s = self.clock.now_s()
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
@@ -699,3 +726,55 @@ class EvaluationService:
             self._save(conn, vehicle_id, compartment_id, view, None, now_s)
         self.stats.reevaluations += 1
         return new
+
+
+class _WorkQueue:
+    """Batches waiting for evaluation, alarm-relevant ones first, plus link-check requests."""
+
+    def __init__(self) -> None:
+        self._urgent: deque[TelemetryBatch] = deque()
+        self._normal: deque[TelemetryBatch] = deque()
+        self._link_check = False
+        self._busy = False
+        self._changed = asyncio.Event()
+
+    def put(self, *, urgent: Sequence[TelemetryBatch], normal: Sequence[TelemetryBatch]) -> None:
+        """Queue committed batches."""
+        self._urgent.extend(urgent)
+        self._normal.extend(normal)
+        self._changed.set()
+
+    def put_link_check(self) -> None:
+        """Ask for a look at silent vehicles after the urgent work."""
+        self._link_check = True
+        self._changed.set()
+
+    def pending(self) -> int:
+        """Batches waiting."""
+        return len(self._urgent) + len(self._normal)
+
+    async def take(self, *, limit: int) -> list[TelemetryBatch] | None:
+        """The next group (urgent batches first, at most `limit`), or None for a link check."""
+        while True:
+            if self._urgent or self._normal:
+                source = self._urgent or self._normal
+                group = [source.popleft() for _ in range(min(limit, len(source)))]
+                self._busy = True
+                return group
+            if self._link_check:
+                self._link_check = False
+                self._busy = True
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+
+    def done(self) -> None:
+        """The group taken last is finished."""
+        self._busy = False
+        self._changed.set()
+
+    async def idle(self) -> None:
+        """Return once nothing is queued or being evaluated."""
+        while self._busy or self._urgent or self._normal:
+            self._changed.clear()
+            await self._changed.wait()

@@ -207,11 +207,11 @@ class IngestService:
         while True:
             result, received_at = await checked.get()
             outbound, fresh = await self._retrying(self._commit, result, received_at)
-            self.stats.acks_sent += len(outbound)
-            await self._publish(outbound)
-            if fresh:
+            if fresh:  # committed: evaluation can start while the acks go out
                 for observer in self.observers:
                     observer(fresh)
+            self.stats.acks_sent += len(outbound)
+            await self._publish(outbound)
 
     async def _retrying(self, work: Callable[..., T], *args: object) -> T:
         """Run blocking database work in a thread, retrying while the database is down."""

@@ -286,3 +286,20 @@ def test_controller_unknown_key_and_bad_environment_value_are_named(
     with pytest.raises(ConfigError) as info:
         load_settings(ControllerSettings)
     assert info.value.key == "api_port"
+
+
+def test_a_bad_rulebook_stops_startup_naming_the_setting_and_the_rule(tmp_path: Path) -> None:
+    from controller.compliance.rulebook import SHIPPED_RULEBOOK
+
+    text = SHIPPED_RULEBOOK.read_text(encoding="utf-8").replace(
+        "    low_c: -25.0\n", "    low_c: -5.0\n", 1
+    )
+    assert "low_c: -5.0" in text  # frozen now claims -5..-10 °C: low above high
+    rulebook = tmp_path / "rulebook.yaml"
+    rulebook.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(ControllerSettings, rulebook_file=str(rulebook))
+    assert info.value.key == "rulebook_file"
+    assert "classes.frozen" in str(info.value)
+    good = load_settings(ControllerSettings, rulebook_file=str(SHIPPED_RULEBOOK))
+    assert good.rulebook_file == str(SHIPPED_RULEBOOK)

@@ -70,7 +70,7 @@ def irregular(draw: st.DrawFn) -> tuple[list[float], list[float]]:
     return times, values
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(record=irregular(), max_gap_s=st.one_of(st.none(), st.floats(30.0, 1000.0)))
 def test_mkt_lies_between_the_mean_and_the_maximum(
     record: tuple[list[float], list[float]], max_gap_s: float | None

@@ -89,7 +89,7 @@ def test_the_batch_does_not_depend_on_input_order(samples: list[Sample], seed: o
     )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     samples=records(),
     start_offset_s=st.floats(-900.0, 3000.0),

@@ -1,0 +1,1 @@
+"""GSP evaluation of committed telemetry: compartment state, excursions, alarms."""
