@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 from prometheus_client import Histogram
 from psycopg.rows import TupleRow
 
 from coldchain_protocol import TelemetryBatch
-from controller.alarms.repository import clear_condition, publish_event, raise_alarm
+from controller.alarms.repository import clear_condition, raise_alarm
 from controller.compliance.errors import UnknownTemperatureClassError
 from controller.compliance.excursions import Excursion
 from controller.compliance.models import Sample
@@ -36,6 +35,14 @@ from controller.evaluation.monitor import (
     ExcursionStarted,
     replay,
 )
+from controller.evaluation.store import (
+    close_excursion,
+    insert_excursion,
+    save_state,
+    saved_view,
+    temperature_samples,
+)
+from controller.evaluation.work import WorkQueue
 from controller.settings import ControllerSettings
 from controller.storage.db import connect
 from edge_agent.clock import Clock
@@ -100,7 +107,7 @@ class EvaluationService:
         self.stats = EvaluationStats()
         # One task works the queue, so the database connection is only ever used from one
         # thread at a time; batches that may raise an alarm go first.
-        self._work = _WorkQueue()
+        self._work = WorkQueue()
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._registry: dict[str, dict[str, CompartmentInfo]] = {}
         self._last_data_s: dict[str, float] = {}
@@ -325,7 +332,15 @@ class EvaluationService:
                     self._clear_prediction(
                         conn, view, vehicle_id, compartment_id, now_s, "excursion"
                     )
-                self._save(conn, vehicle_id, compartment_id, view, prediction, now_s)
+                save_state(
+                    conn,
+                    vehicle_id,
+                    compartment_id,
+                    view,
+                    prediction=prediction,
+                    now_s=now_s,
+                    version=self.rules.version,
+                )
             for vehicle_id, (ts_s, value) in power.items():
                 self._power(conn, vehicle_id, ts_s, value, now_s)
             for vehicle_id, ts_s in newest.items():
@@ -352,16 +367,11 @@ class EvaluationService:
         compartment_id: str,
         info: CompartmentInfo,
     ) -> CompartmentView:
-        row = conn.execute(
-            "SELECT tracker FROM compartment_state WHERE vehicle_id = %s AND compartment_id = %s"
-            " FOR UPDATE",
-            (vehicle_id, compartment_id),
-        ).fetchone()
         view = CompartmentView.resume(
             band=info.band,
             rules=self.rules,
             probe_ids=info.probe_ids,
-            saved=None if row is None else row[0],
+            saved=saved_view(conn, vehicle_id, compartment_id),
         )
         if view.restarted:
             log.warning(
@@ -384,11 +394,11 @@ class EvaluationService:
     ) -> None:
         e = effect.excursion
         if isinstance(effect, ExcursionStarted):
-            self._insert_excursion(conn, vehicle_id, compartment_id, e)
+            insert_excursion(conn, vehicle_id, compartment_id, e, version=self.rules.version)
             self._raise_excursion(conn, vehicle_id, compartment_id, e, now_s, backfilled)
             self.stats.excursions_opened += 1
         else:
-            self._close_excursion(conn, vehicle_id, compartment_id, e)
+            close_excursion(conn, vehicle_id, compartment_id, e)
             clear_condition(
                 conn,
                 kind="excursion",
@@ -424,42 +434,6 @@ class EvaluationService:
             rulebook_version=self.rules.version,
         )
 
-    def _insert_excursion(
-        self, conn: psycopg.Connection[TupleRow], vehicle_id: str, compartment_id: str, e: Excursion
-    ) -> None:
-        conn.execute(
-            "INSERT INTO excursions (vehicle_id, compartment_id, direction, start_ts, end_ts,"
-            " confirmed_ts, peak_c, probes, rulebook_version) VALUES"
-            " (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                vehicle_id,
-                compartment_id,
-                e.direction,
-                _dt(e.start_s),
-                None if e.end_s is None else _dt(e.end_s),
-                _dt(e.confirmed_s),
-                e.peak_c,
-                list(e.probe_ids),
-                self.rules.version,
-            ),
-        )
-
-    def _close_excursion(
-        self, conn: psycopg.Connection[TupleRow], vehicle_id: str, compartment_id: str, e: Excursion
-    ) -> None:
-        conn.execute(
-            "UPDATE excursions SET end_ts = %s, peak_c = %s, probes = %s, decided_at = now()"
-            " WHERE vehicle_id = %s AND compartment_id = %s AND start_ts = %s",
-            (
-                None if e.end_s is None else _dt(e.end_s),
-                e.peak_c,
-                list(e.probe_ids),
-                vehicle_id,
-                compartment_id,
-                _dt(e.start_s),
-            ),
-        )
-
     def _predict(
         self,
         conn: psycopg.Connection[TupleRow],
@@ -474,14 +448,7 @@ class EvaluationService:
         view.predicted_at_s = at_s
         settings = self.rules.prediction
         since_s = at_s - settings.window_s - settings.confirm_s
-        recent = [
-            Sample(float(ts), channel.rsplit(":", 1)[1], float(value))
-            for ts, channel, value in conn.execute(
-                "SELECT extract(epoch FROM ts), channel, value FROM readings"
-                " WHERE vehicle_id = %s AND ts >= %s AND ts <= %s AND channel LIKE %s",
-                (vehicle_id, _dt(since_s), _dt(at_s), f"temp:{compartment_id}:%"),
-            )
-        ]
+        recent = temperature_samples(conn, vehicle_id, compartment_id, from_s=since_s, to_s=at_s)
         prediction = predict_band_exit(recent, band=view.band, rules=self.rules, now_s=at_s)
         if prediction.warn and prediction.time_to_leave_band_s is not None:
             view.warned_at_s = at_s
@@ -537,56 +504,6 @@ class EvaluationService:
             now=_dt(now_s),
             detail=why,
         )
-
-    def _save(
-        self,
-        conn: psycopg.Connection[TupleRow],
-        vehicle_id: str,
-        compartment_id: str,
-        view: CompartmentView,
-        prediction: dict[str, Any] | None,
-        now_s: float,
-    ) -> None:
-        last_s = view.last_instant_s
-        state = {
-            "vehicle_id": vehicle_id,
-            "compartment_id": compartment_id,
-            "temperature_class": view.band.name,
-            "status": view.status,
-            "last_ts": None if last_s is None else _dt(last_s).isoformat(),
-            "in_band_since": None
-            if view.in_band_since_s is None
-            else _dt(view.in_band_since_s).isoformat(),
-            "latest_c": view.latest_c,
-            "prediction": prediction,
-            "rulebook_version": self.rules.version,
-        }
-        conn.execute(
-            "INSERT INTO compartment_state (vehicle_id, compartment_id, temperature_class,"
-            " rulebook_version, status, last_ts, in_band_since, latest, prediction, tracker,"
-            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (vehicle_id, compartment_id) DO UPDATE SET"
-            " temperature_class = excluded.temperature_class,"
-            " rulebook_version = excluded.rulebook_version, status = excluded.status,"
-            " last_ts = excluded.last_ts, in_band_since = excluded.in_band_since,"
-            " latest = excluded.latest,"
-            " prediction = coalesce(excluded.prediction, compartment_state.prediction),"
-            " tracker = excluded.tracker, updated_at = excluded.updated_at",
-            (
-                vehicle_id,
-                compartment_id,
-                view.band.name,
-                self.rules.version,
-                view.status,
-                None if last_s is None else _dt(last_s),
-                None if view.in_band_since_s is None else _dt(view.in_band_since_s),
-                orjson.dumps(view.latest_c).decode(),
-                None if prediction is None else orjson.dumps(prediction).decode(),
-                orjson.dumps(view.saved()).decode(),
-                _dt(now_s),
-            ),
-        )
-        publish_event(conn, {"type": "compartment", "state": state})
 
     def _power(
         self,
@@ -660,12 +577,7 @@ class EvaluationService:
             return 0
         now_s = self.clock.now_s()
         with conn.transaction():
-            locked = conn.execute(
-                "SELECT tracker FROM compartment_state WHERE vehicle_id = %s"
-                " AND compartment_id = %s FOR UPDATE",
-                (vehicle_id, compartment_id),
-            ).fetchone()
-            before: dict[str, Any] = locked[0] if locked is not None else {}
+            before = saved_view(conn, vehicle_id, compartment_id) or {}
             start_s = from_s - REEVALUATION_CONTEXT_S
             row = conn.execute(
                 "SELECT extract(epoch FROM min(start_ts)) FROM excursions WHERE vehicle_id = %s"
@@ -674,14 +586,7 @@ class EvaluationService:
             ).fetchone()
             if row is not None and row[0] is not None:
                 start_s = min(start_s, float(row[0]))
-            history = [
-                Sample(float(ts), channel.rsplit(":", 1)[1], float(value))
-                for ts, channel, value in conn.execute(
-                    "SELECT extract(epoch FROM ts), channel, value FROM readings"
-                    " WHERE vehicle_id = %s AND ts >= %s AND channel LIKE %s",
-                    (vehicle_id, _dt(start_s), f"temp:{compartment_id}:%"),
-                )
-            ]
+            history = temperature_samples(conn, vehicle_id, compartment_id, from_s=start_s)
             view, found = replay(
                 band=info.band, rules=self.rules, probe_ids=info.probe_ids, samples=history
             )
@@ -702,10 +607,12 @@ class EvaluationService:
                 key = round(excursion.start_s * 1000)
                 if key in known:
                     del known[key]
-                    self._close_excursion(conn, vehicle_id, compartment_id, excursion)
+                    close_excursion(conn, vehicle_id, compartment_id, excursion)
                     continue
                 new += 1
-                self._insert_excursion(conn, vehicle_id, compartment_id, excursion)
+                insert_excursion(
+                    conn, vehicle_id, compartment_id, excursion, version=self.rules.version
+                )
                 self._raise_excursion(
                     conn, vehicle_id, compartment_id, excursion, now_s, backfilled=True
                 )
@@ -723,58 +630,14 @@ class EvaluationService:
                 conn.execute(
                     "DELETE FROM excursions WHERE excursion_id = ANY(%s)", (list(known.values()),)
                 )
-            self._save(conn, vehicle_id, compartment_id, view, None, now_s)
+            save_state(
+                conn,
+                vehicle_id,
+                compartment_id,
+                view,
+                prediction=None,
+                now_s=now_s,
+                version=self.rules.version,
+            )
         self.stats.reevaluations += 1
         return new
-
-
-class _WorkQueue:
-    """Batches waiting for evaluation, alarm-relevant ones first, plus link-check requests."""
-
-    def __init__(self) -> None:
-        self._urgent: deque[TelemetryBatch] = deque()
-        self._normal: deque[TelemetryBatch] = deque()
-        self._link_check = False
-        self._busy = False
-        self._changed = asyncio.Event()
-
-    def put(self, *, urgent: Sequence[TelemetryBatch], normal: Sequence[TelemetryBatch]) -> None:
-        """Queue committed batches."""
-        self._urgent.extend(urgent)
-        self._normal.extend(normal)
-        self._changed.set()
-
-    def put_link_check(self) -> None:
-        """Ask for a look at silent vehicles after the urgent work."""
-        self._link_check = True
-        self._changed.set()
-
-    def pending(self) -> int:
-        """Batches waiting."""
-        return len(self._urgent) + len(self._normal)
-
-    async def take(self, *, limit: int) -> list[TelemetryBatch] | None:
-        """The next group (urgent batches first, at most `limit`), or None for a link check."""
-        while True:
-            if self._urgent or self._normal:
-                source = self._urgent or self._normal
-                group = [source.popleft() for _ in range(min(limit, len(source)))]
-                self._busy = True
-                return group
-            if self._link_check:
-                self._link_check = False
-                self._busy = True
-                return None
-            self._changed.clear()
-            await self._changed.wait()
-
-    def done(self) -> None:
-        """The group taken last is finished."""
-        self._busy = False
-        self._changed.set()
-
-    async def idle(self) -> None:
-        """Return once nothing is queued or being evaluated."""
-        while self._busy or self._urgent or self._normal:
-            self._changed.clear()
-            await self._changed.wait()
