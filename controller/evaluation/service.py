@@ -542,14 +542,28 @@ class EvaluationService:
         """Raise a link-loss alarm for every vehicle silent longer than the rulebook allows."""
         conn = self._connection()
         limit_s = self.rules.link.loss_after_s
-        silent = [
-            (vehicle_id, last_s)
+        candidates = [
+            vehicle_id
             for vehicle_id, last_s in self._last_data_s.items()
             if now_s - last_s > limit_s and vehicle_id not in self._link_alarmed
         ]
-        if not silent:
+        if not candidates:
             return []
         with conn.transaction():
+            # Replicas on a shared subscription each see part of a van's batches: the stored
+            # state, which every replica updates, says when data last came.
+            for vehicle_id, stored_s in conn.execute(
+                "SELECT vehicle_id, extract(epoch FROM max(last_ts))::float8 FROM"
+                " compartment_state WHERE vehicle_id = ANY(%s) GROUP BY vehicle_id",
+                (candidates,),
+            ):
+                if stored_s is not None:
+                    self._last_data_s[vehicle_id] = max(self._last_data_s[vehicle_id], stored_s)
+            silent = [
+                (vehicle_id, self._last_data_s[vehicle_id])
+                for vehicle_id in candidates
+                if now_s - self._last_data_s[vehicle_id] > limit_s
+            ]
             for vehicle_id, last_s in silent:
                 raise_alarm(
                     conn,
