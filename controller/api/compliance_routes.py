@@ -4,7 +4,6 @@ stream (server-sent events) of alarms and compartment state."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,6 @@ import orjson
 import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
@@ -134,31 +132,26 @@ def compliance_router(
             events = repository.alarm_events(conn, alarm_id)
         return {**found.as_json(), "events": [_jsonable(dataclasses.asdict(e)) for e in events]}
 
-    @router.post("/alarms/{alarm_id}/acknowledge")
-    def acknowledge(alarm_id: int, body: AcknowledgeRequest) -> dict[str, Any]:
-        """Take charge of an open alarm: notifications stop; it resolves once its cause clears."""
+    def change(
+        alarm_id: int, action: Callable[..., repository.Alarm], *, by: str, comment: str
+    ) -> dict[str, Any]:
         with pool.connection() as conn:
             alarm_or_404(conn, alarm_id)
             try:
-                done = repository.acknowledge(
-                    conn, alarm_id, by=body.by, comment=body.comment, now=now()
-                )
+                done = action(conn, alarm_id, by=by, comment=comment, now=now())
             except AlarmStateError as exc:
                 raise HTTPException(409, str(exc)) from exc
         return done.as_json()
 
+    @router.post("/alarms/{alarm_id}/acknowledge")
+    def acknowledge(alarm_id: int, body: AcknowledgeRequest) -> dict[str, Any]:
+        """Take charge of an open alarm: notifications stop; it resolves once its cause clears."""
+        return change(alarm_id, repository.acknowledge, by=body.by, comment=body.comment)
+
     @router.post("/alarms/{alarm_id}/resolve")
     def resolve(alarm_id: int, body: ResolveRequest) -> dict[str, Any]:
         """Close an alarm whose condition has cleared, with what was done."""
-        with pool.connection() as conn:
-            alarm_or_404(conn, alarm_id)
-            try:
-                done = repository.resolve(
-                    conn, alarm_id, by=body.by, comment=body.comment, now=now()
-                )
-            except AlarmStateError as exc:
-                raise HTTPException(409, str(exc)) from exc
-        return done.as_json()
+        return change(alarm_id, repository.resolve, by=body.by, comment=body.comment)
 
     _STATE_COLUMNS = (
         "vehicle_id, compartment_id, temperature_class, rulebook_version, status, last_ts,"
@@ -387,6 +380,4 @@ def compliance_router(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    _ = asyncio  # the event stream is async; everything else runs in the pool's threads
-    _ = dict_row
     return router

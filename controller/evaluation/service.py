@@ -14,7 +14,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -41,6 +40,7 @@ from controller.evaluation.store import (
     save_state,
     saved_view,
     temperature_samples,
+    utc,
 )
 from controller.evaluation.work import WorkQueue
 from controller.settings import ControllerSettings
@@ -62,12 +62,8 @@ GROUP_BATCHES = 25  # batches evaluated in one transaction at most
 REEVALUATION_CONTEXT_S = 3600.0
 
 
-def _dt(ts_s: float) -> datetime:
-    return datetime.fromtimestamp(ts_s, UTC)
-
-
 def _fmt(ts_s: float) -> str:
-    return _dt(ts_s).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc(ts_s).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +115,10 @@ class EvaluationService:
 
     def submit(self, batches: Sequence[TelemetryBatch]) -> None:
         """Queue batches the ingest has just committed (called on the event loop)."""
-        urgent = [b for b in batches if self._may_alarm(b)]
-        normal = [b for b in batches if not self._may_alarm(b)]
+        urgent: list[TelemetryBatch] = []
+        normal: list[TelemetryBatch] = []
+        for batch in batches:
+            (urgent if self._may_alarm(batch) else normal).append(batch)
         self._work.put(urgent=urgent, normal=normal)
 
     def _may_alarm(self, batch: TelemetryBatch) -> bool:
@@ -352,7 +350,7 @@ class EvaluationService:
                         conn,
                         kind="link_loss",
                         vehicle_id=vehicle_id,
-                        now=_dt(now_s),
+                        now=utc(now_s),
                         detail=f"data again from {_fmt(ts_s)}",
                     )
                     self._link_alarmed.discard(vehicle_id)
@@ -404,7 +402,7 @@ class EvaluationService:
                 kind="excursion",
                 vehicle_id=vehicle_id,
                 compartment_id=compartment_id,
-                now=_dt(now_s),
+                now=utc(now_s),
                 detail=f"back in band from {_fmt(e.end_s or e.last_s)}; peak {e.peak_c:.2f} °C",
             )
             self.stats.excursions_closed += 1
@@ -429,8 +427,8 @@ class EvaluationService:
             severity="critical",
             detail=f"{e.direction} excursion out of {band.name} {limits} since "
             f"{_fmt(e.start_s)}, peak {e.peak_c:.2f} °C on {', '.join(e.probe_ids)}{source}",
-            data_ts=_dt(e.start_s),
-            now=_dt(now_s),
+            data_ts=utc(e.start_s),
+            now=utc(now_s),
             rulebook_version=self.rules.version,
         )
 
@@ -465,8 +463,8 @@ class EvaluationService:
                 detail=f"predicted to leave {view.band.name} ({prediction.predicted_exit}) in "
                 f"{minutes:.0f} min; air {prediction.current_c:.2f} °C, {rate:+.1f} °C/h "
                 f"(fit R² {prediction.fit_quality:.2f})",
-                data_ts=_dt(at_s),
-                now=_dt(now_s),
+                data_ts=utc(at_s),
+                now=utc(now_s),
                 rulebook_version=self.rules.version,
             )
         elif view.prediction_alarm and (
@@ -501,7 +499,7 @@ class EvaluationService:
             kind="excursion_predicted",
             vehicle_id=vehicle_id,
             compartment_id=compartment_id,
-            now=_dt(now_s),
+            now=utc(now_s),
             detail=why,
         )
 
@@ -520,8 +518,8 @@ class EvaluationService:
                 vehicle_id=vehicle_id,
                 severity="critical",
                 detail=f"refrigeration power lost at {_fmt(ts_s)}",
-                data_ts=_dt(ts_s),
-                now=_dt(now_s),
+                data_ts=utc(ts_s),
+                now=utc(now_s),
                 rulebook_version=self.rules.version,
             )
             self._power_alarmed.add(vehicle_id)
@@ -531,7 +529,7 @@ class EvaluationService:
                 conn,
                 kind="power_loss",
                 vehicle_id=vehicle_id,
-                now=_dt(now_s),
+                now=utc(now_s),
                 detail=f"power back at {_fmt(ts_s)}",
             )
             self._power_alarmed.discard(vehicle_id)
@@ -572,8 +570,8 @@ class EvaluationService:
                     severity="critical",
                     detail=f"no data since {_fmt(last_s)} ({(now_s - last_s) / 60:.0f} min; "
                     f"limit {limit_s / 60:g} min)",
-                    data_ts=_dt(last_s),
-                    now=_dt(now_s),
+                    data_ts=utc(last_s),
+                    now=utc(now_s),
                     rulebook_version=self.rules.version,
                 )
                 self._link_alarmed.add(vehicle_id)
@@ -596,7 +594,7 @@ class EvaluationService:
             row = conn.execute(
                 "SELECT extract(epoch FROM min(start_ts)) FROM excursions WHERE vehicle_id = %s"
                 " AND compartment_id = %s AND (end_ts IS NULL OR end_ts >= %s)",
-                (vehicle_id, compartment_id, _dt(start_s)),
+                (vehicle_id, compartment_id, utc(start_s)),
             ).fetchone()
             if row is not None and row[0] is not None:
                 start_s = min(start_s, float(row[0]))
@@ -613,7 +611,7 @@ class EvaluationService:
                 for excursion_id, start in conn.execute(
                     "SELECT excursion_id, extract(epoch FROM start_ts) FROM excursions"
                     " WHERE vehicle_id = %s AND compartment_id = %s AND start_ts >= %s",
-                    (vehicle_id, compartment_id, _dt(start_s)),
+                    (vehicle_id, compartment_id, utc(start_s)),
                 )
             }
             new = 0
@@ -637,7 +635,7 @@ class EvaluationService:
                     kind="excursion",
                     vehicle_id=vehicle_id,
                     compartment_id=compartment_id,
-                    now=_dt(now_s),
+                    now=utc(now_s),
                     detail=f"back in band from {_fmt(found[-1].end_s)} (back-filled data)",
                 )
             if known:  # excursions the fuller data no longer supports (derived records)

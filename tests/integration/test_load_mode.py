@@ -4,46 +4,33 @@ exactly what it committed; the report matches what the database holds."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
+
+from tests.support.pipeline import run_coldchain
 
 
 def test_load_command_reports_what_it_sent(
     database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     report_file = tmp_path / "report.json"
-    env = dict(
-        os.environ,
-        COLDCHAIN_DATABASE_URL=database_url,
-        COLDCHAIN_MQTT_URL=mqtt_url,
-        COLDCHAIN_TOPIC_PREFIX=topic_prefix,
-    )
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "coldchain"),
-            "--log-level",
-            "WARNING",
-            "load",
-            "--vehicles",
-            "60",
-            "--seconds",
-            "4",
-            "--sample-interval",
-            "0.5",
-            "--report",
-            str(report_file),
-            "--workdir",
-            str(tmp_path / "fleet"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
+    result = run_coldchain(
+        "load",
+        "--vehicles",
+        "60",
+        "--seconds",
+        "4",
+        "--sample-interval",
+        "0.5",
+        "--report",
+        str(report_file),
+        "--workdir",
+        str(tmp_path / "fleet"),
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=topic_prefix,
+        timeout_s=150,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(report_file.read_text())

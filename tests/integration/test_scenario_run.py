@@ -13,7 +13,7 @@ from edge_agent.clock import ScaledClock
 from simulators.fleet import FleetSpec, SimulatedFleet
 from simulators.run import ScenarioReport, run_scenario
 from simulators.scenario import parse_scenario
-from tests.support.pipeline import controller_settings, running, wait_until
+from tests.support.pipeline import controller_settings, run_coldchain, running, wait_until
 
 
 @dataclass
@@ -95,38 +95,22 @@ async def test_compressor_failure_scenario(
 def test_sim_command_runs_a_scenario_file(
     database_url: str, mqtt_url: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    import os
     import re
-    import subprocess
-    import sys
 
     scenario = tmp_path / "short.yaml"
     scenario.write_text(
         "description: short\nvehicles: 2\nspeed: 2000\nduration_s: 7200\n"
         "failures:\n  - {at_s: 300, vehicles: 1, kind: power_loss, duration_s: 3600}\n"
     )
-    env = dict(
-        os.environ,
-        COLDCHAIN_DATABASE_URL=database_url,
-        COLDCHAIN_MQTT_URL=mqtt_url,
-        COLDCHAIN_TOPIC_PREFIX=topic_prefix,
-    )
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "coldchain"),
-            "--log-level",
-            "WARNING",
-            "sim",
-            "--scenario",
-            str(scenario),
-            "--workdir",
-            str(tmp_path / "fleet"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_coldchain(
+        "sim",
+        "--scenario",
+        str(scenario),
+        "--workdir",
+        str(tmp_path / "fleet"),
+        database_url=database_url,
+        mqtt_url=mqtt_url,
+        topic_prefix=topic_prefix,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout.replace("\n", " ")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from edge_agent.clock import Clock
 from edge_agent.sensors.simulated import CompartmentSpec, SimulatedVehicleDriver
 from edge_agent.sensors.thermal import Faults, ReeferParams
 from simulators.fleet import FleetSpec
+from tests.conftest import free_port
 
 T0 = datetime(2026, 7, 1, 1, 0, tzinfo=UTC).timestamp()  # 09:00 in Shanghai, summer
 
@@ -83,13 +83,6 @@ def store_and_evaluate(
             write_batches(conn, [batch], received_at=datetime.now(UTC))
             conn.commit()
             service.evaluate([batch])
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager

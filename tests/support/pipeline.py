@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -178,3 +181,23 @@ __all__ = [
     "stored_readings",
     "wait_until",
 ]
+
+
+def run_coldchain(
+    *args: str, database_url: str, mqtt_url: str, topic_prefix: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the `coldchain` command (warnings only) against the test's services."""
+    env = dict(
+        os.environ,
+        COLDCHAIN_DATABASE_URL=database_url,
+        COLDCHAIN_MQTT_URL=mqtt_url,
+        COLDCHAIN_TOPIC_PREFIX=topic_prefix,
+    )
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "coldchain"), "--log-level", "WARNING", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
